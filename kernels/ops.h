@@ -1,0 +1,114 @@
+/* The backend interface: one table of function pointers per backend (cpu, cuda).
+ *
+ * runtime/model.c is written once against this table and never branches on the backend.
+ * A new op is added here, then to both backends, then tested cuda-vs-cpu.
+ *
+ * Buffers ("_d" pointers) belong to the backend: host memory for cpu, device memory for cuda.
+ * Activations, weights and the KV cache are in the backend's dtype (be->dtype: fp32 on cpu;
+ * fp32, bf16 or fp16 on cuda); accumulation and softmax are fp32 everywhere. Integer metadata
+ * (token ids, positions, block tables) is int32. Every op is asynchronous on the backend's one
+ * compute stream; download/sync wait for it.
+ *
+ * Dimension legend: T new tokens in a call, D hidden size, H / Hkv query / kv heads of this
+ * rank, Dh head dim, F ffn columns of this rank, V vocab rows, S sequence slots, B block size
+ * (tokens per KV block). Matrices are row-major; weights keep Hugging Face's [out, in]. */
+#ifndef RD_OPS_H
+#define RD_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dtype.h"
+#include "common/status.h"
+#include "kernels/rope_table.h"
+
+struct rd_backend;
+
+/* One call of the fused RoPE attention op over a flat batch of new tokens.
+ *
+ * For each new token t (of sequence seq[t]): rotate its q heads and k heads with the rope
+ * table at rope position pos[t], store the rotated k and the v at logical cache index
+ * slot[t] of its sequence (block block_table[seq[t] * max_blocks + slot / B], row slot % B),
+ * then attend: softmax(scale * q . k_j) over the logical cache entries j in [0, n_ctx[t]) of
+ * its sequence, all of which are valid once this call's stores are done (tokens of this call
+ * see each other causally through n_ctx). Query head h reads kv head h / (H / Hkv) (GQA). */
+struct rd_attn_params {
+    int T, H, Hkv, Dh;
+    int rotary_dim;                 /* even, <= Dh */
+    enum rd_rope_style style;
+    const float *inv_freq_d;        /* [rotary_dim/2] fp32, rebuilt by the runtime when needed */
+    float attention_factor;         /* multiplies cos and sin */
+    float scale;                    /* softmax scale, 1/sqrt(Dh) */
+    const void *qkv_d;              /* [T, (H + 2 Hkv) * Dh]: q heads, then k heads, then v */
+    void *out_d;                    /* [T, H * Dh] */
+    const int32_t *pos_d;           /* [T] rope position */
+    const int32_t *seq_d;           /* [T] sequence slot */
+    const int32_t *slot_d;          /* [T] logical cache index where the token's k/v go */
+    const int32_t *n_ctx_d;         /* [T] cache entries the token attends to */
+    const int32_t *block_table_d;   /* [S, max_blocks] physical block of each logical block */
+    int max_blocks;                 /* blocks per sequence in the block table */
+    int block_size;                 /* B */
+    int max_ctx;                    /* upper bound of n_ctx over the call (host-known) */
+    void *k_cache_d;                /* this layer: [n_blocks, B, Hkv, Dh] */
+    void *v_cache_d;                /* this layer: [n_blocks, B, Hkv, Dh] */
+};
+
+struct rd_ops {
+    const char *name;
+    void (*destroy)(struct rd_backend *be); /* frees the backend and its private state */
+    /* the compute stream (cudaStream_t for cuda, NULL for cpu), for the communicator */
+    void *(*stream)(struct rd_backend *be);
+
+    /* memory */
+    rd_status (*alloc)(struct rd_backend *be, size_t bytes, void **p_d);
+    void (*free)(struct rd_backend *be, void *p_d); /* free(NULL) does nothing */
+    rd_status (*upload)(struct rd_backend *be, void *dst_d, const void *src_h, size_t bytes);
+    rd_status (*download)(struct rd_backend *be, void *dst_h, const void *src_d, size_t bytes);
+    /* n fp32 host values into n elements of the backend dtype, and back */
+    rd_status (*upload_f32)(struct rd_backend *be, void *dst_d, const float *src_h, size_t n);
+    rd_status (*download_f32)(struct rd_backend *be, float *dst_h, const void *src_d, size_t n);
+    rd_status (*zero)(struct rd_backend *be, void *p_d, size_t bytes);
+    rd_status (*sync)(struct rd_backend *be);
+
+    /* out[T, D] = table[ids[t], :]; table [V, D] */
+    rd_status (*embed)(struct rd_backend *be, void *out_d, const void *table_d,
+                       const int32_t *ids_d, int T, int D);
+    /* out[T, D] = x / rms(x) * w */
+    rd_status (*rmsnorm)(struct rd_backend *be, void *out_d, const void *x_d, const void *w_d,
+                         int T, int D, float eps);
+    /* resid += delta (in place), then out = rmsnorm(resid) * w */
+    rd_status (*add_rmsnorm)(struct rd_backend *be, void *out_d, void *resid_d,
+                             const void *delta_d, const void *w_d, int T, int D, float eps);
+    /* y[T, N] = x[T, K] @ w[N, K]^T */
+    rd_status (*matmul)(struct rd_backend *be, void *y_d, const void *x_d, const void *w_d, int T,
+                        int N, int K);
+    /* out[T, F] = silu(gu[t, 0:F]) * gu[t, F:2F]; gu [T, 2F] */
+    rd_status (*swiglu)(struct rd_backend *be, void *out_d, const void *gu_d, int T, int F);
+    /* fused RoPE attention, see struct rd_attn_params */
+    rd_status (*rope_attention)(struct rd_backend *be, const struct rd_attn_params *p);
+    /* dst[n] = src[n] (same dtype), e.g. one row of logits */
+    rd_status (*copy)(struct rd_backend *be, void *dst_d, const void *src_d, size_t bytes);
+};
+
+struct rd_backend {
+    const struct rd_ops *ops;
+    enum rd_dtype dtype; /* dtype of weights, activations and KV cache */
+    int device;          /* GPU ordinal, -1 for cpu */
+    void *impl;          /* backend-private state (streams, handles) */
+};
+
+struct rd_backend_opts {
+    enum rd_dtype dtype;
+    int device;          /* cuda: device ordinal to bind */
+};
+
+/* cpu backend (kernels/cpu): fp32 only */
+rd_status rd_backend_cpu_create(const struct rd_backend_opts *opts, struct rd_backend **out);
+/* cuda backend (kernels/cuda): available when built with ROPEDIST_CUDA; otherwise returns
+ * RD_ERR_UNSUPPORTED */
+rd_status rd_backend_cuda_create(const struct rd_backend_opts *opts, struct rd_backend **out);
+/* number of visible CUDA devices (0 when built without CUDA or none visible) */
+int rd_backend_cuda_device_count(void);
+void rd_backend_free(struct rd_backend *be); /* NULL does nothing */
+
+#endif

@@ -1,0 +1,32 @@
+/* Bootstrap from MPI: world rank and size, the node-local rank (MPI_Comm_split_type shared),
+ * and the device a rank binds. Sets the logger's rank prefix. MPI errors return to us
+ * (MPI_ERRORS_RETURN) so they reach our checks. */
+#ifndef RD_BOOTSTRAP_H
+#define RD_BOOTSTRAP_H
+
+#include <stdbool.h>
+
+#include <mpi.h>
+
+#include "common/status.h"
+
+struct rd_world {
+    MPI_Comm comm;      /* duplicate of MPI_COMM_WORLD */
+    int rank, size;
+    MPI_Comm node_comm; /* ranks on this node */
+    int local_rank, local_size;
+    char host[256];
+};
+
+rd_status rd_world_init(int *argc, char ***argv, struct rd_world *w);
+void rd_world_finalize(struct rd_world *w);
+
+/* Ends every rank of the job now (MPI_Abort) after logging why; for failures that only some
+ * ranks see. Never returns. */
+_Noreturn void rd_world_abort(const struct rd_world *w, int code, const char *why);
+
+/* Collective: true on every rank when ok is true on every rank. Used to turn a local check
+ * into a job-wide decision before a collective that would otherwise hang. */
+bool rd_world_all_ok(const struct rd_world *w, bool ok);
+
+#endif

@@ -1,0 +1,145 @@
+/* Implementation of the test helpers (see test_util.h). */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int rd_test_failures = 0;
+int rd_test_checks = 0;
+
+int rd_test_finish(const char *name)
+{
+    printf("%s: %d checks, %d failed\n", name, rd_test_checks, rd_test_failures);
+    return rd_test_failures ? 1 : 0;
+}
+
+const char *rd_test_shared_dir(void)
+{
+    static char buf[4096];
+    const char *d = getenv("RD_SHARED_DIR");
+    if (!d) d = "../shared";
+    snprintf(buf, sizeof buf, "%s/golden", d);
+    struct stat sb;
+    if (stat(buf, &sb) != 0) {
+        printf("SKIP: shared test data not found at %s (set RD_SHARED_DIR)\n", d);
+        return NULL;
+    }
+    snprintf(buf, sizeof buf, "%s", d);
+    return buf;
+}
+
+const char *rd_test_bin_dir(void)
+{
+    const char *d = getenv("RD_BIN_DIR");
+    return d ? d : ".";
+}
+
+const char *rd_test_source_dir(void)
+{
+    const char *d = getenv("RD_SOURCE_DIR");
+    return d ? d : "..";
+}
+
+const char *rd_test_mpirun(void)
+{
+    static char buf[1024];
+    const char *m = getenv("RD_MPIRUN");
+    snprintf(buf, sizeof buf, "%s --allow-run-as-root --oversubscribe --bind-to none",
+             (m && *m) ? m : "mpirun");
+    return buf;
+}
+
+char *rd_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    buf[n] = 0;
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+cJSON *rd_test_load_json(const char *path)
+{
+    char *txt = rd_test_read_file(path, NULL);
+    if (!txt) return NULL;
+    cJSON *j = cJSON_Parse(txt);
+    free(txt);
+    return j;
+}
+
+static char *slurp_fd(FILE *f)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n < 2) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+int rd_test_run(const char *cmd, char **out, char **err)
+{
+    char errpath[] = "/tmp/rd_test_errXXXXXX";
+    int efd = mkstemp(errpath);
+    if (efd < 0) return -1;
+    close(efd);
+    size_t len = strlen(cmd) + strlen(errpath) + 32;
+    char *full = malloc(len);
+    snprintf(full, len, "( %s ) 2>%s", cmd, errpath);
+    FILE *p = popen(full, "r");
+    free(full);
+    if (!p) return -1;
+    char *o = slurp_fd(p);
+    int st = pclose(p);
+    if (out) *out = o;
+    else free(o);
+    if (err) *err = rd_test_read_file(errpath, NULL);
+    unlink(errpath);
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return -1;
+}
+
+void rd_test_tmpdir(char *buf, size_t n)
+{
+    snprintf(buf, n, "/tmp/rd_testXXXXXX");
+    if (!mkdtemp(buf)) buf[0] = 0;
+}
+
+double rd_test_rel_l2(const double *a, const double *b, int n)
+{
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) {
+        num += (a[i] - b[i]) * (a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+double rd_test_rel_l2f(const float *a, const float *b, int n)
+{
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
