@@ -31,7 +31,14 @@ struct rd_backend;
  * slot[t] of its sequence (block block_table[seq[t] * max_blocks + slot / B], row slot % B),
  * then attend: softmax(scale * q . k_j) over the logical cache entries j in [0, n_ctx[t]) of
  * its sequence, all of which are valid once this call's stores are done (tokens of this call
- * see each other causally through n_ctx). Query head h reads kv head h / (H / Hkv) (GQA). */
+ * see each other causally through n_ctx). Query head h reads kv head h / (H / Hkv) (GQA).
+ *
+ * Attention sinks (StreamingLLM, window > 0): the cache of a sequence holds W = window entries,
+ * the S = sink_tokens first tokens in entries [0, S) and the most recent ones cycling through
+ * the ring [S, W) (R = W - S entries). Positions are taken within the cache, so keys are stored
+ * unrotated and rotated when read: entry j < S sits at position j; ring entry j at
+ * pos[t] - ((slot[t] - j + R) % R), i.e. ordered by age behind the query, whose own position
+ * pos[t] is n_ctx[t] - 1. Before the ring wraps this equals plain attention. */
 struct rd_attn_params {
     int T, H, Hkv, Dh;
     int rotary_dim;                 /* even, <= Dh */
@@ -51,6 +58,8 @@ struct rd_attn_params {
     int max_ctx;                    /* upper bound of n_ctx over the call (host-known) */
     void *k_cache_d;                /* this layer: [n_blocks, B, Hkv, Dh] */
     void *v_cache_d;                /* this layer: [n_blocks, B, Hkv, Dh] */
+    int sink_tokens;                /* S (attention sinks), used when window > 0 */
+    int window;                     /* W; 0 = plain attention with rotated keys in the cache */
 };
 
 struct rd_ops {

@@ -42,9 +42,12 @@ struct rd_ckpt_writer;
  * RD_ERR_EXISTS unless force. */
 rd_status rd_ckpt_create(const char *path, bool force, const char *config_json,
                          struct rd_ckpt_writer **out, char *err, int err_len);
-/* data is ndim-dimensional (1 or 2) in dtype; stored as dtype. */
+/* data is ndim-dimensional (1 or 2) in dtype; stored as dtype. On failure the message
+ * naming the file and tensor is in rd_ckpt_writer_error(w). */
 rd_status rd_ckpt_write(struct rd_ckpt_writer *w, const char *name, int ndim,
                         const int64_t *dims, enum rd_dtype dtype, const void *data);
+/* Message of the last failed rd_ckpt_write ("" when none); owned by w. */
+const char *rd_ckpt_writer_error(const struct rd_ckpt_writer *w);
 /* Closes and renames into place; on failure removes the temporary file. */
 rd_status rd_ckpt_finish(struct rd_ckpt_writer *w, char *err, int err_len);
 void rd_ckpt_abort(struct rd_ckpt_writer *w); /* removes the temporary file; NULL ok */

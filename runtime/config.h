@@ -33,6 +33,7 @@ struct rd_rope_config {
     enum rd_rope_type type;
     double theta;                 /* rope_theta */
     double factor;                /* linear, dynamic, llama3, yarn, longrope */
+    bool has_factor;              /* factor was given (longrope derives it otherwise) */
     int original_max_pos;         /* original_max_position_embeddings (0 = not given) */
     double low_freq_factor;       /* llama3 */
     double high_freq_factor;      /* llama3 */
@@ -63,7 +64,13 @@ struct rd_config {
 
     struct rd_rope_config rope;
     enum rd_rope_style rope_style;
+    double partial_rotary_factor; /* 1 unless given (top level or inside rope_parameters) */
     int rotary_dim;         /* rotated dims per head, even, <= head_dim */
+    /* dtype the inverse frequencies are rounded to. transformers keeps inv_freq as a buffer of
+     * the model, so a checkpoint whose config says "dtype": "bfloat16" (or torch_dtype) runs
+     * with bf16-rounded frequencies there; we match that unless ropedist.rope_freq_dtype says
+     * otherwise. */
+    enum rd_dtype rope_freq_dtype;
 
     /* "ropedist" section; paths are resolved relative to the config file's folder */
     char checkpoint_path[RD_PATH_MAX]; /* empty when not given */

@@ -1,0 +1,233 @@
+/* The cuda backend's lifetime and memory ops: create/destroy (device binding, the compute
+ * stream, the cuBLAS handle and the fixed workspaces), alloc/free with an OOM message that
+ * names the request and the free memory, uploads and downloads (fp32 <-> dtype conversion on
+ * the host), zero, copy, sync, and the ops table that points at the kernels in the other
+ * files of kernels/cuda. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_common.h"
+
+/* ---- memory ---- */
+
+static rd_status cuda_alloc(struct rd_backend *be, size_t bytes, void **p_d)
+{
+    *p_d = NULL;
+    if (bytes == 0) return RD_OK;
+    cudaError_t e = cudaMalloc(p_d, bytes);
+    if (e == cudaSuccess) return RD_OK;
+    (void)cudaGetLastError(); /* clear the sticky-free allocation error */
+    *p_d = NULL;
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    if (e == cudaErrorMemoryAllocation) {
+        RD_LOG_ERROR("cuda backend (gpu %d): out of memory allocating %zu bytes (%.1f MiB); "
+                     "%zu bytes (%.1f MiB) free of %.1f MiB",
+                     be->device, bytes, bytes / 1048576.0, free_b, free_b / 1048576.0,
+                     total_b / 1048576.0);
+        return RD_ERR_OOM;
+    }
+    RD_LOG_ERROR("cuda backend (gpu %d): cudaMalloc of %zu bytes failed: %s", be->device, bytes,
+                 cudaGetErrorString(e));
+    return RD_ERR_CUDA;
+}
+
+static void cuda_free(struct rd_backend *be, void *p_d)
+{
+    (void)be;
+    if (p_d) cudaFree(p_d);
+}
+
+static rd_status cuda_upload(struct rd_backend *be, void *dst_d, const void *src_h, size_t bytes)
+{
+    struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
+    if (!bytes) return RD_OK;
+    RD_CUDA_CHECK(cudaMemcpyAsync(dst_d, src_h, bytes, cudaMemcpyHostToDevice, impl->stream));
+    /* src_h may be reused as soon as we return */
+    RD_CUDA_CHECK(cudaStreamSynchronize(impl->stream));
+    return RD_OK;
+}
+
+static rd_status cuda_download(struct rd_backend *be, void *dst_h, const void *src_d,
+                               size_t bytes)
+{
+    struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
+    if (!bytes) return RD_OK;
+    RD_CUDA_CHECK(cudaMemcpyAsync(dst_h, src_d, bytes, cudaMemcpyDeviceToHost, impl->stream));
+    RD_CUDA_CHECK(cudaStreamSynchronize(impl->stream));
+    return RD_OK;
+}
+
+static rd_status cuda_upload_f32(struct rd_backend *be, void *dst_d, const float *src_h,
+                                 size_t n)
+{
+    if (be->dtype == RD_DTYPE_F32) return cuda_upload(be, dst_d, src_h, n * sizeof(float));
+    if (!n) return RD_OK;
+    size_t es = rd_dtype_size(be->dtype);
+    void *tmp_h = malloc(n * es);
+    if (!tmp_h) {
+        RD_LOG_ERROR("upload_f32: cannot allocate %zu host bytes for conversion", n * es);
+        return RD_ERR_OOM;
+    }
+    rd_convert_from_f32(tmp_h, src_h, be->dtype, n);
+    rd_status st = cuda_upload(be, dst_d, tmp_h, n * es);
+    free(tmp_h);
+    return st;
+}
+
+static rd_status cuda_download_f32(struct rd_backend *be, float *dst_h, const void *src_d,
+                                   size_t n)
+{
+    if (be->dtype == RD_DTYPE_F32) return cuda_download(be, dst_h, src_d, n * sizeof(float));
+    if (!n) return RD_OK;
+    size_t es = rd_dtype_size(be->dtype);
+    void *tmp_h = malloc(n * es);
+    if (!tmp_h) {
+        RD_LOG_ERROR("download_f32: cannot allocate %zu host bytes for conversion", n * es);
+        return RD_ERR_OOM;
+    }
+    rd_status st = cuda_download(be, tmp_h, src_d, n * es);
+    if (st == RD_OK) rd_convert_to_f32(dst_h, tmp_h, be->dtype, n);
+    free(tmp_h);
+    return st;
+}
+
+static rd_status cuda_zero(struct rd_backend *be, void *p_d, size_t bytes)
+{
+    struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
+    if (!bytes) return RD_OK;
+    RD_CUDA_CHECK(cudaMemsetAsync(p_d, 0, bytes, impl->stream));
+    return rd_cuda_after_launch(be, "zero");
+}
+
+static rd_status cuda_copy(struct rd_backend *be, void *dst_d, const void *src_d, size_t bytes)
+{
+    struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
+    if (!bytes) return RD_OK;
+    RD_CUDA_CHECK(cudaMemcpyAsync(dst_d, src_d, bytes, cudaMemcpyDeviceToDevice, impl->stream));
+    return rd_cuda_after_launch(be, "copy");
+}
+
+static rd_status cuda_sync(struct rd_backend *be)
+{
+    RD_CUDA_CHECK(cudaStreamSynchronize(rd_cuda_impl_of(be)->stream));
+    return RD_OK;
+}
+
+static void *cuda_stream(struct rd_backend *be) { return (void *)rd_cuda_impl_of(be)->stream; }
+
+/* ---- lifetime ---- */
+
+static void cuda_destroy(struct rd_backend *be)
+{
+    if (!be) return;
+    struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
+    if (impl) {
+        if (be->device >= 0) cudaSetDevice(be->device);
+        if (impl->stream) cudaStreamSynchronize(impl->stream);
+        if (impl->cublas) cublasDestroy(impl->cublas);
+        if (impl->cublas_ws_d) cudaFree(impl->cublas_ws_d);
+        if (impl->attn_ws_d) cudaFree(impl->attn_ws_d);
+        if (impl->stream) cudaStreamDestroy(impl->stream);
+        free(impl);
+    }
+    free(be);
+}
+
+static const struct rd_ops k_cuda_ops = {
+    /* .name = */ "cuda",
+    /* .destroy = */ cuda_destroy,
+    /* .stream = */ cuda_stream,
+    /* .alloc = */ cuda_alloc,
+    /* .free = */ cuda_free,
+    /* .upload = */ cuda_upload,
+    /* .download = */ cuda_download,
+    /* .upload_f32 = */ cuda_upload_f32,
+    /* .download_f32 = */ cuda_download_f32,
+    /* .zero = */ cuda_zero,
+    /* .sync = */ cuda_sync,
+    /* .embed = */ rd_cuda_embed,
+    /* .rmsnorm = */ rd_cuda_rmsnorm,
+    /* .add_rmsnorm = */ rd_cuda_add_rmsnorm,
+    /* .matmul = */ rd_cuda_matmul,
+    /* .swiglu = */ rd_cuda_swiglu,
+    /* .rope_attention = */ rd_cuda_rope_attention,
+    /* .copy = */ cuda_copy,
+};
+
+extern "C" int rd_backend_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+extern "C" rd_status rd_backend_cuda_create(const struct rd_backend_opts *opts,
+                                            struct rd_backend **out)
+{
+    *out = NULL;
+    rd_status st = RD_OK;
+    const int device = opts ? opts->device : 0;
+    const enum rd_dtype dtype = opts ? opts->dtype : RD_DTYPE_BF16;
+    if (dtype != RD_DTYPE_F32 && dtype != RD_DTYPE_BF16 && dtype != RD_DTYPE_F16) {
+        RD_LOG_ERROR("cuda backend: unknown dtype %d", (int)dtype);
+        return RD_ERR_INVALID_ARG;
+    }
+    const int n_dev = rd_backend_cuda_device_count();
+    if (device < 0 || device >= n_dev) {
+        RD_LOG_ERROR("cuda backend: device %d asked for, %d visible", device, n_dev);
+        return n_dev == 0 ? RD_ERR_UNSUPPORTED : RD_ERR_INVALID_ARG;
+    }
+
+    struct rd_backend *be = (struct rd_backend *)calloc(1, sizeof *be);
+    struct rd_cuda_impl *impl = (struct rd_cuda_impl *)calloc(1, sizeof *impl);
+    if (!be || !impl) {
+        free(be);
+        free(impl);
+        return RD_ERR_OOM;
+    }
+    be->ops = &k_cuda_ops;
+    be->dtype = dtype;
+    be->device = device;
+    be->impl = impl;
+
+    cudaDeviceProp prop;
+    RD_CUDA_CHECK_GOTO(cudaSetDevice(device), st, fail);
+    RD_CUDA_CHECK_GOTO(cudaGetDeviceProperties(&prop, device), st, fail);
+    impl->n_sm = prop.multiProcessorCount;
+    impl->max_smem_optin = prop.sharedMemPerBlockOptin;
+    impl->debug_sync = rd_env_int("RD_DEBUG_SYNC", 0) != 0;
+    RD_CUDA_CHECK_GOTO(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking), st, fail);
+
+    RD_CUBLAS_CHECK_GOTO(cublasCreate(&impl->cublas), st, fail);
+    RD_CUBLAS_CHECK_GOTO(cublasSetStream(impl->cublas, impl->stream), st, fail);
+    /* fp32 stays true fp32 (no TF32): the cpu reference is matched to 1e-5 */
+    RD_CUBLAS_CHECK_GOTO(cublasSetMathMode(impl->cublas, CUBLAS_DEFAULT_MATH), st, fail);
+    impl->cublas_ws_bytes = (size_t)32 << 20;
+    RD_TRY_GOTO(cuda_alloc(be, impl->cublas_ws_bytes, &impl->cublas_ws_d), st, fail);
+    RD_CUBLAS_CHECK_GOTO(cublasSetWorkspace(impl->cublas, impl->cublas_ws_d,
+                                            impl->cublas_ws_bytes),
+                         st, fail);
+
+    /* split-K partials of decode attention; the split count adapts to what fits */
+    impl->attn_ws_bytes = (size_t)rd_env_int("RD_ATTN_WORKSPACE_MB", 64) << 20;
+    if (impl->attn_ws_bytes) {
+        void *ws = NULL;
+        RD_TRY_GOTO(cuda_alloc(be, impl->attn_ws_bytes, &ws), st, fail);
+        impl->attn_ws_d = (float *)ws;
+    }
+
+    RD_LOG_INFO("cuda backend: gpu %d %s (sm_%d%d, %d SMs, %.1f GiB), dtype %s%s", device,
+                prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+                prop.totalGlobalMem / 1073741824.0, rd_dtype_name(dtype),
+                impl->debug_sync ? ", RD_DEBUG_SYNC=1" : "");
+    *out = be;
+    return RD_OK;
+
+fail:
+    cuda_destroy(be);
+    return st;
+}

@@ -1,0 +1,56 @@
+/* Bootstrap from MPI (see bootstrap.h). */
+#include "parallel/bootstrap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+rd_status rd_world_init(int *argc, char ***argv, struct rd_world *w)
+{
+    memset(w, 0, sizeof *w);
+    int provided = 0;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "error: MPI_Init failed\n");
+        return RD_ERR_MPI;
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &w->comm) != MPI_SUCCESS) return RD_ERR_MPI;
+    MPI_Comm_set_errhandler(w->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(w->comm, &w->rank);
+    MPI_Comm_size(w->comm, &w->size);
+    if (MPI_Comm_split_type(w->comm, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &w->node_comm) !=
+        MPI_SUCCESS)
+        return RD_ERR_MPI;
+    MPI_Comm_rank(w->node_comm, &w->local_rank);
+    MPI_Comm_size(w->node_comm, &w->local_size);
+    gethostname(w->host, sizeof w->host - 1);
+    rd_log_set_rank(w->rank, w->size, -1);
+    return RD_OK;
+}
+
+void rd_world_finalize(struct rd_world *w)
+{
+    if (w->node_comm != MPI_COMM_NULL && w->node_comm) MPI_Comm_free(&w->node_comm);
+    if (w->comm != MPI_COMM_NULL && w->comm) MPI_Comm_free(&w->comm);
+    MPI_Finalize();
+}
+
+_Noreturn void rd_world_abort(const struct rd_world *w, int code, const char *why)
+{
+    fprintf(stderr, "[rank %d/%d] fatal: %s; ending all ranks\n", w ? w->rank : 0,
+            w ? w->size : 1, why);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+    _exit(code ? code : 1);
+}
+
+bool rd_world_all_ok(const struct rd_world *w, bool ok)
+{
+    int mine = ok ? 1 : 0, all = 0;
+    if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, w->comm) != MPI_SUCCESS)
+        rd_world_abort(w, 1, "MPI_Allreduce failed while agreeing on a status");
+    return all == 1;
+}

@@ -1,0 +1,76 @@
+/* The communicator: MPI on host buffers for the cpu backend; for a cuda backend the
+ * all-reduce goes to NCCL (comm_nccl.c), and the host-side helpers stay on MPI. */
+#include "parallel/comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define MPI_CHECK(x) RD_CHECK_GEN(int, x, e_ == MPI_SUCCESS, RD_ERR_MPI, "MPI call failed")
+
+rd_status rd_comm_init(struct rd_comm *c, const struct rd_world *w, struct rd_backend *be,
+                       int share_gpu)
+{
+    memset(c, 0, sizeof *c);
+    c->world = w;
+    c->be = be;
+    c->rank = w->rank;
+    c->size = w->size;
+    if (be->device >= 0 && w->size > 1) {
+#ifdef RD_WITH_CUDA
+        return rd_comm_nccl_init(c, share_gpu);
+#else
+        (void)share_gpu;
+        return RD_ERR_UNSUPPORTED;
+#endif
+    }
+    return RD_OK;
+}
+
+void rd_comm_free(struct rd_comm *c)
+{
+#ifdef RD_WITH_CUDA
+    if (c->nccl) rd_comm_nccl_free(c);
+#endif
+    c->nccl = NULL;
+}
+
+rd_status rd_comm_allreduce_sum(struct rd_comm *c, void *buf_d, size_t n)
+{
+    if (c->size == 1) return RD_OK;
+#ifdef RD_WITH_CUDA
+    if (c->nccl) return rd_comm_nccl_allreduce_sum(c, buf_d, n);
+#endif
+    if (c->be->dtype != RD_DTYPE_F32) return RD_ERR_UNSUPPORTED;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf_d, (int)n, MPI_FLOAT, MPI_SUM, c->world->comm));
+    return RD_OK;
+}
+
+rd_status rd_comm_bcast_host(struct rd_comm *c, void *buf_h, size_t bytes, int root)
+{
+    if (c->size == 1) return RD_OK;
+    MPI_CHECK(MPI_Bcast(buf_h, (int)bytes, MPI_BYTE, root, c->world->comm));
+    return RD_OK;
+}
+
+rd_status rd_comm_gatherv_f32(struct rd_comm *c, const float *src_h, int n_local, float *dst_h,
+                              const int *counts, int root)
+{
+    if (c->size == 1) {
+        memmove(dst_h, src_h, (size_t)n_local * sizeof(float));
+        return RD_OK;
+    }
+    int *displs = NULL;
+    if (c->rank == root) {
+        displs = malloc((size_t)c->size * sizeof(int));
+        if (!displs) return RD_ERR_OOM;
+        int off = 0;
+        for (int r = 0; r < c->size; r++) displs[r] = off, off += counts[r];
+    }
+    int rc = MPI_Gatherv(src_h, n_local, MPI_FLOAT, dst_h, counts, displs, MPI_FLOAT, root,
+                         c->world->comm);
+    free(displs);
+    MPI_CHECK(rc);
+    return RD_OK;
+}

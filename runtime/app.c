@@ -1,0 +1,424 @@
+/* The `ropedist` program (see app.h).
+ *
+ * Failure discipline: errors every rank sees alike (flags, config, shard rules) end every rank
+ * before the first collective. Errors that may differ per rank (opening the checkpoint, reading
+ * a slice, allocating) are agreed on with one collective (every rank reports its status, rank 0
+ * names the failing ranks) so all ranks exit together. A failure in the middle of generation,
+ * when peers may already wait in a collective, ends the job with MPI_Abort. */
+#include "runtime/app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "kernels/ops.h"
+#include "parallel/bootstrap.h"
+#include "parallel/comm.h"
+#include "parallel/shard.h"
+#include "runtime/cli.h"
+#include "runtime/config.h"
+#include "runtime/generate.h"
+#include "runtime/model.h"
+#include "runtime/prompts.h"
+#include "runtime/sampler.h"
+#include "runtime/tokenizer.h"
+#include "runtime/weights.h"
+
+#define ERR_LEN 1024
+
+struct app {
+    struct rd_world world;
+    struct rd_args args;
+    struct rd_config cfg;
+    struct rd_shard shard;
+    struct rd_backend *be;
+    struct rd_comm comm;
+    bool comm_ready;
+    struct rd_weight_source src;
+    struct rd_model model;
+    bool model_ready;
+    struct rd_tokenizer *tok;
+    struct rd_detok_stream *stream;
+    struct rd_prompts prompts;
+    struct rd_sampler sampler;
+};
+
+/* Every rank passes its status and, when failing, its message. Returns true when all ranks are
+ * fine. Rank 0 prints its own message; another failing rank prints its message only when rank 0
+ * is fine (a failure every rank shares is printed once), and rank 0 then names those ranks. */
+static bool agree(struct app *A, bool ok, const char *msg, const char *what)
+{
+    const struct rd_world *w = &A->world;
+    int mine = ok ? 1 : 0;
+    int *all = malloc((size_t)w->size * sizeof(int));
+    if (!all || MPI_Allgather(&mine, 1, MPI_INT, all, 1, MPI_INT, w->comm) != MPI_SUCCESS)
+        rd_world_abort(w, 1, "MPI_Allgather failed while agreeing on a status");
+    bool every = true;
+    char list[256] = "";
+    for (int r = 0; r < w->size; r++)
+        if (!all[r]) {
+            every = false;
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "%s%d", l ? ", " : "", r);
+        }
+    if (!ok && (w->rank == 0 || all[0])) rd_log_user_error("%s", msg);
+    if (!every && w->rank == 0 && ok)
+        rd_log_user_error("%s failed on rank(s) %s (see their messages above)", what, list);
+    free(all);
+    return every;
+}
+
+static bool file_exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* Config, checks that every rank sees alike. */
+static rd_status load_config(struct app *A, char *err)
+{
+    const struct rd_args *a = &A->args;
+    if (ends_with(a->config, ".gguf")) {
+        snprintf(err, ERR_LEN, "--config %s: GGUF models are not supported yet (give a config.json "
+                 "and an .h5 checkpoint made by ropedist-convert)", a->config);
+        return RD_ERR_UNSUPPORTED;
+    }
+    RD_TRY(rd_config_load(a->config, &A->cfg, err, ERR_LEN));
+    if (a->checkpoint) snprintf(A->cfg.checkpoint_path, RD_PATH_MAX, "%s", a->checkpoint);
+    if (!A->cfg.checkpoint_path[0]) {
+        snprintf(err, ERR_LEN, "no checkpoint: give --checkpoint FILE, or \"ropedist\": "
+                 "{\"checkpoint\": ...} in %s", a->config);
+        return RD_ERR_INVALID_ARG;
+    }
+    if (ends_with(A->cfg.checkpoint_path, ".gguf")) {
+        snprintf(err, ERR_LEN, "checkpoint %s: GGUF checkpoints are not supported yet",
+                 A->cfg.checkpoint_path);
+        return RD_ERR_UNSUPPORTED;
+    }
+    RD_TRY(rd_shard_compute(A->cfg.n_heads, A->cfg.n_kv_heads, A->cfg.intermediate_size,
+                            A->cfg.vocab_size, A->world.size, A->world.rank, &A->shard, err,
+                            ERR_LEN));
+    return RD_OK;
+}
+
+static int default_max_ctx(const struct rd_config *c)
+{
+    int n = c->max_position_embeddings;
+    /* dynamic NTK exists to run past the trained length */
+    if (c->rope.type == RD_ROPE_TYPE_DYNAMIC) n = (int)(n * c->rope.factor);
+    return n < 8192 ? n : 8192;
+}
+
+static rd_status make_backend(struct app *A, char *err)
+{
+    const struct rd_args *a = &A->args;
+    int n_gpu = rd_backend_cuda_device_count();
+    bool cuda = a->device == RD_DEVICE_CUDA || (a->device == RD_DEVICE_AUTO && n_gpu > 0);
+    struct rd_backend_opts o = {.dtype = RD_DTYPE_F32, .device = -1};
+    if (a->dtype >= 0) o.dtype = (enum rd_dtype)a->dtype;
+    else if (A->cfg.dtype_given) o.dtype = A->cfg.dtype;
+    else if (cuda) o.dtype = RD_DTYPE_BF16;
+    if (!cuda) {
+        if (o.dtype != RD_DTYPE_F32) {
+            snprintf(err, ERR_LEN, "the cpu backend computes in fp32 only (asked for %s); use "
+                     "--dtype fp32 or --device cuda", rd_dtype_name(o.dtype));
+            return RD_ERR_UNSUPPORTED;
+        }
+        return rd_backend_cpu_create(&o, &A->be);
+    }
+    if (n_gpu == 0) {
+        snprintf(err, ERR_LEN, "--device cuda: no CUDA device is visible%s",
+#ifdef RD_WITH_CUDA
+                 " (check CUDA_VISIBLE_DEVICES and the driver)"
+#else
+                 " (this ropedist was built without CUDA)"
+#endif
+        );
+        return RD_ERR_UNSUPPORTED;
+    }
+    if (A->world.local_size > n_gpu && !a->share_gpu) {
+        snprintf(err, ERR_LEN, "%d ranks on host %s but only %d visible GPU(s): run at most one "
+                 "rank per GPU (or --share-gpu, a test mode)", A->world.local_size, A->world.host,
+                 n_gpu);
+        return RD_ERR_INVALID_ARG;
+    }
+    o.device = A->world.local_rank % n_gpu;
+    rd_status st = rd_backend_cuda_create(&o, &A->be);
+    if (st != RD_OK)
+        snprintf(err, ERR_LEN, "cannot open GPU %d on host %s: %s", o.device, A->world.host,
+                 rd_status_str(st));
+    else
+        rd_log_set_rank(A->world.rank, A->world.size, o.device);
+    return st;
+}
+
+static void find_tokenizer(struct app *A, char *path, size_t n)
+{
+    path[0] = 0;
+    if (A->args.tokenizer) {
+        snprintf(path, n, "%s", A->args.tokenizer);
+    } else if (A->cfg.tokenizer_path[0]) {
+        snprintf(path, n, "%s", A->cfg.tokenizer_path);
+    } else {
+        char dir[RD_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", A->args.config);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        else strcpy(dir, ".");
+        snprintf(path, n, "%s/tokenizer.json", dir);
+        if (!file_exists(path)) path[0] = 0;
+    }
+}
+
+/* ---- output (rank 0) ---- */
+
+static void json_escape(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (c < 0x20) fprintf(f, "\\u%04x", c);
+            else fputc(c, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static void print_ids(FILE *f, const int32_t *ids, int n)
+{
+    fputc('[', f);
+    for (int i = 0; i < n; i++) fprintf(f, i ? ", %d" : "%d", ids[i]);
+    fputc(']', f);
+}
+
+static void on_token(void *ctx, int32_t id)
+{
+    struct app *A = ctx;
+    if (A->args.output != RD_OUTPUT_TEXT || !A->stream) return;
+    const char *s;
+    size_t n;
+    if (rd_detok_stream_push(A->stream, id, &s, &n) == RD_OK && n) {
+        fwrite(s, 1, n, stdout);
+        fflush(stdout);
+    }
+}
+
+static void print_result(struct app *A, int i, const struct rd_gen_result *r)
+{
+    const int32_t *pids = A->prompts.ids[i];
+    const int plen = A->prompts.len[i];
+    const int V = A->cfg.vocab_size;
+    if (A->args.output == RD_OUTPUT_IDS) {
+        for (int j = 0; j < r->n; j++) printf(j ? " %d" : "%d", r->ids[j]);
+        printf("\n");
+    } else if (A->args.output == RD_OUTPUT_TEXT) {
+        const char *s;
+        size_t n;
+        if (A->stream && rd_detok_stream_flush(A->stream, &s, &n) == RD_OK && n) fwrite(s, 1, n, stdout);
+        printf("\n");
+    } else {
+        printf("{\"prompt_ids\": ");
+        print_ids(stdout, pids, plen);
+        printf(", \"output_ids\": ");
+        print_ids(stdout, r->ids, r->n);
+        if (A->tok) {
+            char *text = NULL;
+            size_t n = 0;
+            if (rd_tokenizer_decode(A->tok, r->ids, r->n, &text, &n) == RD_OK) {
+                printf(", \"text\": ");
+                json_escape(stdout, text, n);
+            }
+            free(text);
+        }
+        printf(", \"finish_reason\": \"%s\"", r->finish_reason);
+        double decode_tps = r->n > 1 && r->decode_ms > 0 ? (r->n - 1) / (r->decode_ms / 1e3) : 0;
+        printf(", \"timing\": {\"prefill_ms\": %.3f, \"decode_ms\": %.3f, \"prefill_tokens\": %d, "
+               "\"decode_tokens_per_s\": %.2f, \"tp\": %d, \"device\": \"%s\", \"dtype\": \"%s\"}",
+               r->prefill_ms, r->decode_ms, plen, decode_tps, A->world.size, A->be->ops->name,
+               rd_dtype_name(A->be->dtype));
+        if (A->args.with_logits && r->logits) {
+            printf(", \"logits\": [");
+            for (int s = 0; s < r->n; s++) {
+                printf(s ? ", [" : "[");
+                const float *l = r->logits + (size_t)s * V;
+                for (int v = 0; v < V; v++) printf(v ? ", %.9g" : "%.9g", l[v]);
+                printf("]");
+            }
+            printf("]");
+        }
+        printf("}\n");
+    }
+    fflush(stdout);
+}
+
+static void log_ownership(struct app *A)
+{
+    const struct rd_shard *s = &A->shard;
+    const struct rd_model *m = &A->model;
+    RD_LOG_INFO("host %s local rank %d/%d device %s: q heads [%d, %d) of %d, kv heads [%d, %d) of "
+                "%d, ffn columns [%d, %d) of %d, vocab rows [%d, %d) of %d, weights %.2f MB held, "
+                "%.2f MB read from %s", A->world.host, A->world.local_rank, A->world.local_size,
+                A->be->ops->name, s->h0, s->h0 + s->h_local, A->cfg.n_heads, s->kv0,
+                s->kv0 + s->kv_local, A->cfg.n_kv_heads, s->f0, s->f0 + s->f_local,
+                A->cfg.intermediate_size, s->v0, s->v0 + s->v_local, A->cfg.vocab_size,
+                m->weight_bytes / 1e6, m->file_bytes / 1e6, A->cfg.checkpoint_path);
+}
+
+static void cleanup(struct app *A)
+{
+    rd_sampler_free(&A->sampler);
+    rd_prompts_free(&A->prompts);
+    rd_detok_stream_free(A->stream);
+    rd_tokenizer_free(A->tok);
+    if (A->model_ready) rd_model_free(&A->model);
+    if (A->src.close) A->src.close(A->src.ctx);
+    if (A->comm_ready) rd_comm_free(&A->comm);
+    rd_backend_free(A->be);
+}
+
+int rd_app_main(int argc, char **argv)
+{
+    static struct app A; /* large; zero-initialised */
+    char err[ERR_LEN] = "";
+    if (rd_world_init(&argc, &argv, &A.world) != RD_OK) return 1;
+    const int rank = A.world.rank;
+    int code = 0;
+
+    /* 1. flags and config: the same on every rank, so every rank decides alike */
+    if (rd_cli_parse(argc, argv, &A.args, err, sizeof err) != RD_OK) {
+        if (rank == 0) rd_log_user_error("%s", err);
+        rd_world_finalize(&A.world);
+        return 2;
+    }
+    if (A.args.help) {
+        if (rank == 0) rd_cli_usage(stdout);
+        rd_world_finalize(&A.world);
+        return 0;
+    }
+    if (A.args.verbose) rd_log_set_all_ranks(true);
+    rd_status st = load_config(&A, err);
+    if (!agree(&A, st == RD_OK, err, "reading the config")) {
+        code = 1;
+        goto out;
+    }
+
+    /* 2. backend and communicator */
+    st = make_backend(&A, err);
+    if (!agree(&A, st == RD_OK, err, "opening the device")) {
+        code = 1;
+        goto out;
+    }
+    st = rd_comm_init(&A.comm, &A.world, A.be, A.args.share_gpu);
+    if (st != RD_OK) rd_world_abort(&A.world, 1, "cannot set up the communicator");
+    A.comm_ready = true;
+
+    /* 3. the rank's shard of the weights */
+    char *stored_cfg = NULL;
+    st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, &stored_cfg, err, sizeof err);
+    free(stored_cfg);
+    if (!agree(&A, st == RD_OK, err, "opening the checkpoint")) {
+        code = 1;
+        goto out;
+    }
+    int max_ctx = A.args.max_seq_len ? A.args.max_seq_len : default_max_ctx(&A.cfg);
+    /* with attention sinks the cache holds exactly the window, and prompts may be longer */
+    int max_prompt = max_ctx;
+    if (A.args.attention_window) {
+        max_ctx = A.args.attention_window;
+        max_prompt = 1 << 30;
+    }
+    struct rd_model_limits lim = {.max_tokens = A.args.max_batch_tokens, .max_seqs = 1,
+                                  .max_ctx = max_ctx, .block_size = 16,
+                                  .sink_tokens = A.args.sink_tokens,
+                                  .window = A.args.attention_window};
+    if (lim.max_tokens > max_ctx) lim.max_tokens = max_ctx;
+    char lerr[ERR_LEN] = "";
+    st = rd_model_init(&A.model, &A.cfg, &A.shard, &lim, A.be, &A.comm, &A.src, lerr, sizeof lerr);
+    A.model_ready = true;
+    if (st != RD_OK)
+        snprintf(err, sizeof err, "loading %s: %s", A.cfg.checkpoint_path,
+                 lerr[0] ? lerr : rd_status_str(st));
+    if (!agree(&A, st == RD_OK, err, "loading the weights")) {
+        code = 1;
+        goto out;
+    }
+    if (A.args.verbose) log_ownership(&A);
+
+    /* 4. tokenizer and prompts on the coordinator */
+    bool ok = true;
+    if (rank == 0) {
+        char tpath[RD_PATH_MAX];
+        find_tokenizer(&A, tpath, sizeof tpath);
+        if (tpath[0]) {
+            char terr[512] = "";
+            st = rd_tokenizer_load(tpath, &A.tok, terr, sizeof terr);
+            if (st != RD_OK) {
+                snprintf(err, sizeof err, "cannot load tokenizer %s: %s", tpath, terr);
+                ok = false;
+            } else if (rd_tokenizer_vocab_size(A.tok) > A.cfg.vocab_size) {
+                snprintf(err, sizeof err, "tokenizer %s has %d tokens but the model's vocabulary "
+                         "has %d", tpath, rd_tokenizer_vocab_size(A.tok), A.cfg.vocab_size);
+                ok = false;
+            }
+        }
+        if (ok && !A.args.output_given && !A.tok) A.args.output = RD_OUTPUT_IDS;
+        if (ok && A.args.output == RD_OUTPUT_TEXT && !A.tok) {
+            snprintf(err, sizeof err, "--output text needs a tokenizer (give --tokenizer FILE, or "
+                     "use --output ids|json)");
+            ok = false;
+        }
+        if (ok) ok = rd_prompts_read(&A.args, &A.cfg, A.tok, max_prompt, &A.prompts, err,
+                                     sizeof err) == RD_OK;
+        if (ok && A.tok && A.args.output == RD_OUTPUT_TEXT)
+            ok = rd_detok_stream_new(A.tok, true, &A.stream) == RD_OK;
+        if (ok)
+            ok = rd_sampler_init(&A.sampler, A.cfg.vocab_size, A.args.temperature, A.args.top_k,
+                                 A.args.top_p, A.args.seed) == RD_OK;
+        if (!ok) rd_log_user_error("%s", err);
+    }
+    if (rd_prompts_bcast(&A.comm, ok, &A.prompts) != RD_OK) {
+        code = 1;
+        goto out;
+    }
+
+    /* 5. generation, one prompt after another */
+    struct rd_gen_opts go = {.max_new_tokens = A.args.max_new_tokens,
+                             .ignore_eos = A.args.ignore_eos,
+                             .keep_logits = A.args.with_logits,
+                             .sink_tokens = A.args.sink_tokens,
+                             .window = A.args.attention_window};
+    for (int i = 0; i < A.prompts.n; i++) {
+        struct rd_gen_result r;
+        if (rank == 0 && A.args.output == RD_OUTPUT_TEXT && A.prompts.text[i]) {
+            fputs(A.prompts.text[i], stdout);
+            fflush(stdout);
+        }
+        st = rd_generate(&A.model, A.prompts.ids[i], A.prompts.len[i], &go, &A.sampler, on_token,
+                         &A, &r);
+        if (st != RD_OK) {
+            snprintf(err, sizeof err, "generation failed on rank %d: %s", rank, rd_status_str(st));
+            rd_world_abort(&A.world, 1, err);
+        }
+        if (rank == 0) print_result(&A, i, &r);
+        rd_gen_result_free(&r);
+    }
+out:
+    cleanup(&A);
+    rd_world_finalize(&A.world);
+    return code;
+}

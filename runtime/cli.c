@@ -1,0 +1,242 @@
+/* Command-line parsing (see cli.h). */
+#include "runtime/cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/dtype.h"
+
+void rd_cli_usage(FILE *f)
+{
+    fputs(
+        "usage: mpirun -np N ropedist --config FILE [options]\n"
+        "\n"
+        "Tensor-parallel Llama inference: each of the N MPI ranks holds 1/N of every layer.\n"
+        "\n"
+        "model\n"
+        "  --config FILE          model config: a Hugging Face config.json (required), or a .gguf\n"
+        "  --checkpoint FILE      weights (.h5 ropedist checkpoint or .gguf); default: the config's\n"
+        "                         ropedist.checkpoint\n"
+        "  --tokenizer FILE       tokenizer.json or .gguf; default: the config's ropedist.tokenizer,\n"
+        "                         else tokenizer.json next to the config\n"
+        "  --device cpu|cuda      backend (default: cuda when a GPU is visible, else cpu)\n"
+        "  --dtype fp32|bf16|fp16 compute dtype (cpu: fp32 only; default: config's, else fp32 on\n"
+        "                         cpu and bf16 on cuda)\n"
+        "  --max-seq-len N        tokens of KV cache per sequence (default: max_position_embeddings,\n"
+        "                         at most 8192)\n"
+        "  --max-batch-tokens N   tokens per prefill forward call (default 512)\n"
+        "  --share-gpu            allow several ranks on one GPU (test mode)\n"
+        "\n"
+        "input (one of)\n"
+        "  --prompt TEXT          text prompt (\"\" = BOS only); needs a tokenizer\n"
+        "  --prompt-ids 1,2,3     prompt as token ids\n"
+        "  --prompts FILE.jsonl   one JSON object per line: {\"prompt_ids\": [...]} or {\"prompt\": \"...\"}\n"
+        "\n"
+        "generation\n"
+        "  --max-new-tokens N     tokens to generate (default 64)\n"
+        "  --temperature T        0 = greedy (default 0)\n"
+        "  --top-k K              keep the K most likely tokens (0 = off, default)\n"
+        "  --top-p P              keep the smallest set with mass >= P (1 = off, default)\n"
+        "  --seed S               sampling seed (default 0); same seed, same tokens at any tp\n"
+        "  --ignore-eos           do not stop at EOS\n"
+        "  --sink-tokens S        attention sinks: keep the first S tokens in the cache ...\n"
+        "  --attention-window W   ... plus the last W-S (StreamingLLM); generation may then run\n"
+        "                         past the cache size with bounded memory\n"
+        "\n"
+        "output (only rank 0 writes to stdout; every rank logs to stderr as [rank R/N])\n"
+        "  --output text|ids|json text streams tokens as they are sampled (default with a\n"
+        "                         tokenizer); ids prints one line of ids per prompt; json prints\n"
+        "                         one object per prompt: prompt_ids, output_ids, text (when a\n"
+        "                         tokenizer is known), finish_reason, timing\n"
+        "  --with-logits          json only: add \"logits\", the full-vocabulary logits of every\n"
+        "                         generated step (step 0 = right after the prompt)\n"
+        "  --verbose              every rank logs what it owns (heads, kv heads, ffn columns, vocab\n"
+        "                         rows, bytes of weights loaded)\n"
+        "  --help                 this text\n"
+        "\n"
+        "environment: RD_LOG_LEVEL=debug|info|warn|error, RD_DEBUG_SYNC=1 (cuda: sync after each op)\n",
+        f);
+}
+
+static bool parse_int(const char *s, long lo, long hi, int *out)
+{
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end || errno || v < lo || v > hi) return false;
+    *out = (int)v;
+    return true;
+}
+
+static bool parse_float(const char *s, float *out)
+{
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || errno || !isfinite(v)) return false;
+    *out = (float)v;
+    return true;
+}
+
+#define NEED_VALUE()                                                                           \
+    do {                                                                                       \
+        if (i + 1 >= argc) {                                                                   \
+            snprintf(err, err_len, "flag %s needs a value", flag);                             \
+            return RD_ERR_INVALID_ARG;                                                         \
+        }                                                                                      \
+        val = argv[++i];                                                                       \
+    } while (0)
+#define BAD(...)                                                                               \
+    do {                                                                                       \
+        snprintf(err, err_len, __VA_ARGS__);                                                   \
+        return RD_ERR_INVALID_ARG;                                                             \
+    } while (0)
+
+rd_status rd_cli_parse(int argc, char **argv, struct rd_args *a, char *err, int err_len)
+{
+    memset(a, 0, sizeof *a);
+    a->dtype = -1;
+    a->max_new_tokens = 64;
+    a->top_p = 1.0f;
+    a->max_batch_tokens = 512;
+    a->output = RD_OUTPUT_TEXT;
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i], *val = NULL;
+        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) {
+            a->help = true;
+        } else if (!strcmp(flag, "--config")) {
+            NEED_VALUE();
+            a->config = val;
+        } else if (!strcmp(flag, "--checkpoint")) {
+            NEED_VALUE();
+            a->checkpoint = val;
+        } else if (!strcmp(flag, "--tokenizer")) {
+            NEED_VALUE();
+            a->tokenizer = val;
+        } else if (!strcmp(flag, "--device")) {
+            NEED_VALUE();
+            if (!strcmp(val, "cpu")) a->device = RD_DEVICE_CPU;
+            else if (!strcmp(val, "cuda")) a->device = RD_DEVICE_CUDA;
+            else BAD("--device must be cpu or cuda (got \"%s\")", val);
+        } else if (!strcmp(flag, "--dtype")) {
+            NEED_VALUE();
+            a->dtype = rd_dtype_parse(val);
+            if (a->dtype < 0) BAD("--dtype must be fp32, bf16 or fp16 (got \"%s\")", val);
+        } else if (!strcmp(flag, "--prompt")) {
+            NEED_VALUE();
+            a->prompt = val;
+            a->have_prompt = true;
+        } else if (!strcmp(flag, "--prompt-ids")) {
+            NEED_VALUE();
+            a->prompt_ids = val;
+        } else if (!strcmp(flag, "--prompts")) {
+            NEED_VALUE();
+            a->prompts_file = val;
+        } else if (!strcmp(flag, "--max-new-tokens")) {
+            NEED_VALUE();
+            if (!parse_int(val, 0, INT_MAX, &a->max_new_tokens))
+                BAD("--max-new-tokens must be a non-negative integer (got \"%s\")", val);
+        } else if (!strcmp(flag, "--temperature")) {
+            NEED_VALUE();
+            if (!parse_float(val, &a->temperature) || a->temperature < 0)
+                BAD("--temperature must be a number >= 0 (got \"%s\")", val);
+        } else if (!strcmp(flag, "--top-k")) {
+            NEED_VALUE();
+            if (!parse_int(val, 0, INT_MAX, &a->top_k))
+                BAD("--top-k must be a non-negative integer (got \"%s\")", val);
+        } else if (!strcmp(flag, "--top-p")) {
+            NEED_VALUE();
+            if (!parse_float(val, &a->top_p) || !(a->top_p > 0 && a->top_p <= 1))
+                BAD("--top-p must be in (0, 1] (got \"%s\")", val);
+        } else if (!strcmp(flag, "--seed")) {
+            NEED_VALUE();
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(val, &end, 10);
+            if (!*val || *end || errno || val[0] == '-')
+                BAD("--seed must be a non-negative integer (got \"%s\")", val);
+            a->seed = v;
+        } else if (!strcmp(flag, "--ignore-eos")) {
+            a->ignore_eos = true;
+        } else if (!strcmp(flag, "--output")) {
+            NEED_VALUE();
+            if (!strcmp(val, "text")) a->output = RD_OUTPUT_TEXT;
+            else if (!strcmp(val, "ids")) a->output = RD_OUTPUT_IDS;
+            else if (!strcmp(val, "json")) a->output = RD_OUTPUT_JSON;
+            else BAD("--output must be text, ids or json (got \"%s\")", val);
+            a->output_given = true;
+        } else if (!strcmp(flag, "--with-logits")) {
+            a->with_logits = true;
+        } else if (!strcmp(flag, "--verbose") || !strcmp(flag, "-v")) {
+            a->verbose = true;
+        } else if (!strcmp(flag, "--max-seq-len")) {
+            NEED_VALUE();
+            if (!parse_int(val, 1, 1 << 24, &a->max_seq_len))
+                BAD("--max-seq-len must be a positive integer (got \"%s\")", val);
+        } else if (!strcmp(flag, "--max-batch-tokens")) {
+            NEED_VALUE();
+            if (!parse_int(val, 1, 1 << 20, &a->max_batch_tokens))
+                BAD("--max-batch-tokens must be a positive integer (got \"%s\")", val);
+        } else if (!strcmp(flag, "--share-gpu")) {
+            a->share_gpu = true;
+        } else if (!strcmp(flag, "--sink-tokens")) {
+            NEED_VALUE();
+            if (!parse_int(val, 0, 1 << 24, &a->sink_tokens))
+                BAD("--sink-tokens must be a non-negative integer (got \"%s\")", val);
+        } else if (!strcmp(flag, "--attention-window")) {
+            NEED_VALUE();
+            if (!parse_int(val, 1, 1 << 24, &a->attention_window))
+                BAD("--attention-window must be a positive integer (got \"%s\")", val);
+        } else {
+            BAD("unknown flag \"%s\" (see --help)", flag);
+        }
+    }
+    if (a->help) return RD_OK;
+    if (!a->config) BAD("--config FILE is required (see --help)");
+    int inputs = (a->have_prompt ? 1 : 0) + (a->prompt_ids ? 1 : 0) + (a->prompts_file ? 1 : 0);
+    if (inputs == 0) BAD("give a prompt: --prompt TEXT, --prompt-ids 1,2,3 or --prompts FILE.jsonl");
+    if (inputs > 1) BAD("give only one of --prompt, --prompt-ids and --prompts");
+    if (a->with_logits && a->output != RD_OUTPUT_JSON) BAD("--with-logits needs --output json");
+    if (a->sink_tokens && !a->attention_window) BAD("--sink-tokens needs --attention-window W");
+    if (a->attention_window && a->sink_tokens >= a->attention_window)
+        BAD("--sink-tokens (%d) must be smaller than --attention-window (%d)", a->sink_tokens,
+            a->attention_window);
+    return RD_OK;
+}
+
+rd_status rd_cli_parse_ids(const char *s, int32_t **ids, int *n, char *err, int err_len)
+{
+    *ids = NULL;
+    *n = 0;
+    size_t cap = 16;
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v) return RD_ERR_OOM;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > INT32_MAX || (*end && *end != ',')) {
+            free(v);
+            BAD("--prompt-ids must be a comma-separated list of non-negative integers (near \"%.20s\")",
+                p);
+        }
+        if ((size_t)*n == cap) {
+            int32_t *nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv) {
+                free(v);
+                return RD_ERR_OOM;
+            }
+            v = nv;
+        }
+        v[(*n)++] = (int32_t)x;
+        p = *end ? end + 1 : end;
+    }
+    *ids = v;
+    return RD_OK;
+}

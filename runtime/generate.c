@@ -1,0 +1,149 @@
+/* The generation loop (see generate.h).
+ *
+ * Cache slots: without a window, token i of the sequence goes to cache entry i and is rotated
+ * at position i. With attention sinks (S sink tokens, window W) the cache holds W entries: the
+ * first S tokens stay in entries 0..S-1 and later tokens cycle through entries S..W-1, so memory
+ * stays bounded; see place() for the positions used. */
+#include "runtime/generate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static bool is_eos(const struct rd_config *c, int32_t id)
+{
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_token_ids[i] == id) return true;
+    return false;
+}
+
+/* Gathers the last row of local logits into full (V) on rank 0. */
+static rd_status gather_logits(struct rd_model *m, const float *local, float *full, int *counts)
+{
+    return rd_comm_gatherv_f32(m->comm, local, m->V_local, full, counts, 0);
+}
+
+void rd_gen_result_free(struct rd_gen_result *r)
+{
+    if (!r) return;
+    free(r->ids);
+    free(r->logits);
+    memset(r, 0, sizeof *r);
+}
+
+/* Where absolute token i of the sequence goes: its cache entry, its rope position and how many
+ * entries it attends to. Without a window: entry i, position i, i + 1 entries. With sinks
+ * (S, W): the first W tokens fill the cache in order; later ones cycle through entries
+ * [S, W), and positions are taken within the cache (the query sits at W - 1). */
+static void place(const struct rd_gen_opts *o, int i, int32_t *slot, int32_t *pos, int32_t *nctx)
+{
+    if (o->window <= 0 || i < o->window) {
+        *slot = i;
+        *pos = i;
+        *nctx = i + 1;
+        return;
+    }
+    *slot = o->sink_tokens + (i - o->sink_tokens) % (o->window - o->sink_tokens);
+    *pos = o->window - 1;
+    *nctx = o->window;
+}
+
+rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
+                      const struct rd_gen_opts *opts, struct rd_sampler *sampler, rd_token_cb cb,
+                      void *cb_ctx, struct rd_gen_result *res)
+{
+    memset(res, 0, sizeof *res);
+    const int V = m->cfg.vocab_size, rank = m->comm->rank, P = m->comm->size;
+    const int cap = m->lim.max_ctx;
+    const int chunk = m->lim.max_tokens;
+    const bool windowed = opts->window > 0;
+    rd_status st = RD_OK;
+    int32_t *ids = malloc((size_t)chunk * sizeof(int32_t) * 5);
+    int32_t *counts = malloc((size_t)P * sizeof(int32_t));
+    float *full = rank == 0 ? malloc((size_t)V * sizeof(float)) : NULL;
+    res->ids = malloc(((size_t)opts->max_new_tokens + 1) * sizeof(int32_t));
+    if (opts->keep_logits && rank == 0)
+        res->logits = malloc(((size_t)opts->max_new_tokens + 1) * V * sizeof(float));
+    if (!ids || !counts || (rank == 0 && !full) || !res->ids ||
+        (opts->keep_logits && rank == 0 && !res->logits)) {
+        st = RD_ERR_OOM;
+        goto done;
+    }
+    for (int r = 0; r < P; r++) {
+        struct rd_shard s;
+        char e[256];
+        rd_shard_compute(m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.intermediate_size, V, P, r, &s,
+                         e, sizeof e);
+        counts[r] = s.v_local;
+    }
+    int32_t *pos = ids + chunk, *seq = pos + chunk, *slot = seq + chunk, *nctx = slot + chunk;
+    memset(seq, 0, (size_t)chunk * sizeof(int32_t));
+
+    double t0 = now_ms();
+    int n_done = 0; /* tokens of the sequence seen so far */
+    while (n_done < n_prompt) {
+        int T = n_prompt - n_done < chunk ? n_prompt - n_done : chunk;
+        /* once the window's ring wraps, a token overwrites an entry earlier tokens of the same
+         * call would read: go one token per call from there */
+        if (windowed) {
+            if (n_done >= opts->window) T = 1;
+            else if (n_done + T > opts->window) T = opts->window - n_done;
+        }
+        for (int t = 0; t < T; t++) {
+            ids[t] = prompt[n_done + t];
+            place(opts, n_done + t, &slot[t], &pos[t], &nctx[t]);
+        }
+        int32_t last = T - 1;
+        struct rd_batch b = {.T = T, .ids = ids, .pos = pos, .seq = seq, .slot = slot,
+                             .n_ctx = nctx, .n_out = n_done + T == n_prompt ? 1 : 0,
+                             .out_idx = &last};
+        RD_TRY_GOTO(rd_model_forward(m, &b, m->logits_h), st, done);
+        n_done += T;
+    }
+    res->prefill_ms = now_ms() - t0;
+    double t1 = now_ms();
+    res->finish_reason = "length";
+    for (int step = 0; step < opts->max_new_tokens; step++) {
+        RD_TRY_GOTO(gather_logits(m, m->logits_h, full, counts), st, done);
+        int32_t msg[2] = {0, 0}; /* token, stop (0 go, 1 eos, 2 length, 3 context) */
+        if (rank == 0) {
+            if (res->logits) memcpy(res->logits + (size_t)step * V, full, (size_t)V * sizeof(float));
+            int32_t next = rd_sampler_sample(sampler, full);
+            res->ids[res->n++] = next;
+            if (cb) cb(cb_ctx, next);
+            msg[0] = next;
+            if (!opts->ignore_eos && is_eos(&m->cfg, next)) msg[1] = 1;
+            else if (step + 1 >= opts->max_new_tokens) msg[1] = 2;
+            else if (!windowed && n_done >= cap) msg[1] = 3;
+        }
+        RD_TRY_GOTO(rd_comm_bcast_host(m->comm, msg, sizeof msg, 0), st, done);
+        if (rank != 0) res->ids[res->n++] = msg[0];
+        if (msg[1]) {
+            res->finish_reason = msg[1] == 1 ? "eos" : msg[1] == 2 ? "length" : "context";
+            break;
+        }
+        ids[0] = msg[0];
+        place(opts, n_done, &slot[0], &pos[0], &nctx[0]);
+        int32_t zero = 0;
+        struct rd_batch b = {.T = 1, .ids = ids, .pos = pos, .seq = seq, .slot = slot,
+                             .n_ctx = nctx, .n_out = 1, .out_idx = &zero};
+        RD_TRY_GOTO(rd_model_forward(m, &b, m->logits_h), st, done);
+        n_done++;
+    }
+    res->decode_ms = now_ms() - t1;
+done:
+    free(ids);
+    free(counts);
+    free(full);
+    if (st != RD_OK) rd_gen_result_free(res);
+    return st;
+}

@@ -1,0 +1,307 @@
+/* Loading of a rank's shard and the forward pass (see model.h). */
+#include "runtime/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* ---- loading ---- */
+
+struct loader {
+    struct rd_model *m;
+    struct rd_weight_source *src;
+    float *stage; /* host fp32 staging, big enough for the largest slice */
+    size_t stage_n;
+    char *err;
+    int err_len;
+};
+
+/* Checks a tensor's full shape against what the config implies. */
+static rd_status check_shape(struct loader *L, const char *name, int ndim, int64_t d0, int64_t d1)
+{
+    int nd = 0;
+    int64_t dims[2] = {0, 0};
+    RD_TRY(L->src->shape(L->src->ctx, name, &nd, dims, L->err, L->err_len));
+    bool ok = nd == ndim && dims[0] == d0 && (ndim == 1 || dims[1] == d1);
+    if (!ok) {
+        if (ndim == 1)
+            snprintf(L->err, L->err_len, "checkpoint tensor %s has shape %s[%lld%s%lld] but the config "
+                     "implies [%lld]", name, "", (long long)dims[0], nd == 2 ? ", " : "",
+                     nd == 2 ? (long long)dims[1] : 0LL, (long long)d0);
+        else
+            snprintf(L->err, L->err_len, "checkpoint tensor %s has shape [%lld, %lld] but the config "
+                     "implies [%lld, %lld]", name, (long long)dims[0],
+                     nd == 2 ? (long long)dims[1] : 0LL, (long long)d0, (long long)d1);
+        return RD_ERR_FORMAT;
+    }
+    return RD_OK;
+}
+
+/* Reads rows [r0, r0+nr) x cols [c0, c0+nc) of a [d0, d1] tensor into dst_h (fp32 host). */
+static rd_status read_block(struct loader *L, const char *name, int64_t d0, int64_t d1, int64_t r0,
+                            int64_t nr, int64_t c0, int64_t nc, float *dst_h)
+{
+    RD_TRY(check_shape(L, name, 2, d0, d1));
+    return L->src->read(L->src->ctx, name, r0, nr, c0, nc, dst_h, L->err, L->err_len);
+}
+
+static rd_status upload(struct loader *L, void **dst_d, const float *h, size_t n)
+{
+    struct rd_backend *be = L->m->be;
+    size_t bytes = n * rd_dtype_size(be->dtype);
+    RD_TRY(be->ops->alloc(be, bytes, dst_d));
+    L->m->weight_bytes += bytes;
+    return be->ops->upload_f32(be, *dst_d, h, n);
+}
+
+static rd_status load_vector(struct loader *L, const char *name, int64_t n, void **dst_d)
+{
+    RD_TRY(check_shape(L, name, 1, n, 0));
+    RD_TRY(L->src->read(L->src->ctx, name, 0, 1, 0, n, L->stage, L->err, L->err_len));
+    return upload(L, dst_d, L->stage, (size_t)n);
+}
+
+static rd_status load_layer(struct loader *L, int l)
+{
+    struct rd_model *m = L->m;
+    const struct rd_config *c = &m->cfg;
+    const struct rd_shard *s = &m->shard;
+    struct rd_layer_weights *w = &m->layers[l];
+    const int64_t D = c->hidden_size, Dh = c->head_dim, F = c->intermediate_size;
+    const int64_t qr = (int64_t)s->h_local * Dh, kr = (int64_t)s->kv_local * Dh;
+    char name[256];
+#define NAME(fmt) (snprintf(name, sizeof name, "model.layers.%d." fmt, l), name)
+
+    RD_TRY(load_vector(L, NAME("input_layernorm.weight"), D, &w->attn_norm_d));
+    float *p = L->stage;
+    RD_TRY(read_block(L, NAME("self_attn.q_proj.weight"), c->n_heads * Dh, D, s->h0 * Dh, qr, 0, D, p));
+    RD_TRY(read_block(L, NAME("self_attn.k_proj.weight"), c->n_kv_heads * Dh, D, s->kv0 * Dh, kr, 0,
+                      D, p + qr * D));
+    RD_TRY(read_block(L, NAME("self_attn.v_proj.weight"), c->n_kv_heads * Dh, D, s->kv0 * Dh, kr, 0,
+                      D, p + (qr + kr) * D));
+    RD_TRY(upload(L, &w->wqkv_d, p, (size_t)(qr + 2 * kr) * D));
+    RD_TRY(read_block(L, NAME("self_attn.o_proj.weight"), D, c->n_heads * Dh, 0, D, s->h0 * Dh, qr, p));
+    RD_TRY(upload(L, &w->wo_d, p, (size_t)(D * qr)));
+    RD_TRY(load_vector(L, NAME("post_attention_layernorm.weight"), D, &w->mlp_norm_d));
+    RD_TRY(read_block(L, NAME("mlp.gate_proj.weight"), F, D, s->f0, s->f_local, 0, D, p));
+    RD_TRY(read_block(L, NAME("mlp.up_proj.weight"), F, D, s->f0, s->f_local, 0, D,
+                      p + (size_t)s->f_local * D));
+    RD_TRY(upload(L, &w->wgu_d, p, (size_t)2 * s->f_local * D));
+    RD_TRY(read_block(L, NAME("mlp.down_proj.weight"), D, F, 0, D, s->f0, s->f_local, p));
+    RD_TRY(upload(L, &w->wdown_d, p, (size_t)D * s->f_local));
+#undef NAME
+    return RD_OK;
+}
+
+static rd_status alloc_act(struct rd_model *m, size_t n, void **p)
+{
+    return m->be->ops->alloc(m->be, n * rd_dtype_size(m->be->dtype), p);
+}
+
+static rd_status alloc_i32(struct rd_model *m, size_t n, int32_t **p)
+{
+    return m->be->ops->alloc(m->be, n * sizeof(int32_t), (void **)p);
+}
+
+static rd_status alloc_runtime(struct rd_model *m)
+{
+    struct rd_backend *be = m->be;
+    const struct rd_model_limits *lim = &m->lim;
+    const size_t T = (size_t)lim->max_tokens;
+    m->max_blocks = (lim->max_ctx + lim->block_size - 1) / lim->block_size;
+    m->n_blocks = m->max_blocks * lim->max_seqs;
+    const size_t cache_n = (size_t)m->n_blocks * lim->block_size * m->Hkv_local * m->Dh;
+    m->k_cache_d = calloc((size_t)m->cfg.n_layers, sizeof(void *));
+    m->v_cache_d = calloc((size_t)m->cfg.n_layers, sizeof(void *));
+    m->block_table_h = malloc((size_t)lim->max_seqs * m->max_blocks * sizeof(int32_t));
+    m->logits_h = malloc(T * (size_t)m->V_local * sizeof(float));
+    if (!m->k_cache_d || !m->v_cache_d || !m->block_table_h || !m->logits_h) return RD_ERR_OOM;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        RD_TRY(alloc_act(m, cache_n, &m->k_cache_d[l]));
+        RD_TRY(alloc_act(m, cache_n, &m->v_cache_d[l]));
+    }
+    /* each slot owns a contiguous run of blocks; the table keeps attention ops general */
+    for (int s = 0; s < lim->max_seqs; s++)
+        for (int b = 0; b < m->max_blocks; b++)
+            m->block_table_h[s * m->max_blocks + b] = s * m->max_blocks + b;
+    RD_TRY(alloc_i32(m, (size_t)lim->max_seqs * m->max_blocks, &m->block_table_d));
+    RD_TRY(be->ops->upload(be, m->block_table_d, m->block_table_h,
+                           (size_t)lim->max_seqs * m->max_blocks * sizeof(int32_t)));
+    const size_t D = (size_t)m->D;
+    RD_TRY(alloc_act(m, T * D, &m->x_d));
+    RD_TRY(alloc_act(m, T * D, &m->h_d));
+    RD_TRY(alloc_act(m, T * (size_t)m->qkv_n, &m->qkv_d));
+    RD_TRY(alloc_act(m, T * (size_t)m->H_local * m->Dh, &m->attn_d));
+    RD_TRY(alloc_act(m, T * D, &m->proj_d));
+    RD_TRY(alloc_act(m, T * 2 * (size_t)m->F_local, &m->gu_d));
+    RD_TRY(alloc_act(m, T * (size_t)m->F_local, &m->act_d));
+    RD_TRY(alloc_act(m, T * (size_t)m->V_local, &m->logits_d));
+    RD_TRY(alloc_i32(m, T, &m->ids_d));
+    RD_TRY(alloc_i32(m, T, &m->pos_d));
+    RD_TRY(alloc_i32(m, T, &m->seq_d));
+    RD_TRY(alloc_i32(m, T, &m->slot_d));
+    RD_TRY(alloc_i32(m, T, &m->nctx_d));
+    RD_TRY(be->ops->alloc(be, RD_MAX_ROPE_PAIRS * sizeof(float), (void **)&m->inv_freq_d));
+    m->rope_built_len = -1;
+    return RD_OK;
+}
+
+rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
+                        const struct rd_shard *shard, const struct rd_model_limits *lim,
+                        struct rd_backend *be, struct rd_comm *comm,
+                        struct rd_weight_source *src, char *err, int err_len)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->shard = *shard;
+    m->lim = *lim;
+    m->be = be;
+    m->comm = comm;
+    m->D = cfg->hidden_size;
+    m->Dh = cfg->head_dim;
+    m->H_local = shard->h_local;
+    m->Hkv_local = shard->kv_local;
+    m->F_local = shard->f_local;
+    m->V_local = shard->v_local;
+    m->qkv_n = (m->H_local + 2 * m->Hkv_local) * m->Dh;
+
+    const int64_t D = m->D, V = cfg->vocab_size;
+    size_t stage_n = (size_t)(V > 1 ? V : 1) * D; /* the embedding is the largest read */
+    size_t per_layer = (size_t)m->qkv_n * D;
+    if ((size_t)2 * m->F_local * D > per_layer) per_layer = (size_t)2 * m->F_local * D;
+    if ((size_t)D * m->H_local * m->Dh > per_layer) per_layer = (size_t)D * m->H_local * m->Dh;
+    if (per_layer > stage_n) stage_n = per_layer;
+    struct loader L = {.m = m, .src = src, .err = err, .err_len = err_len};
+    L.stage = malloc(stage_n * sizeof(float));
+    L.stage_n = stage_n;
+    m->layers = calloc((size_t)cfg->n_layers, sizeof *m->layers);
+    rd_status st = RD_OK;
+    if (!L.stage || !m->layers) {
+        snprintf(err, err_len, "out of host memory staging %zu weights", stage_n);
+        st = RD_ERR_OOM;
+        goto done;
+    }
+    RD_TRY_GOTO(read_block(&L, "model.embed_tokens.weight", V, D, 0, V, 0, D, L.stage), st, done);
+    RD_TRY_GOTO(upload(&L, &m->embed_d, L.stage, (size_t)(V * D)), st, done);
+    for (int l = 0; l < cfg->n_layers; l++) RD_TRY_GOTO(load_layer(&L, l), st, done);
+    RD_TRY_GOTO(load_vector(&L, "model.norm.weight", D, &m->final_norm_d), st, done);
+    const char *head = cfg->tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    RD_TRY_GOTO(read_block(&L, head, V, D, shard->v0, shard->v_local, 0, D, L.stage), st, done);
+    RD_TRY_GOTO(upload(&L, &m->lm_head_d, L.stage, (size_t)shard->v_local * D), st, done);
+    m->file_bytes = src->bytes_read ? src->bytes_read(src->ctx) : 0;
+    st = alloc_runtime(m);
+    if (st != RD_OK && !err[0])
+        snprintf(err, err_len, "cannot allocate the KV cache and activations for %d sequences x %d "
+                 "tokens on the %s backend", lim->max_seqs, lim->max_ctx, be->ops->name);
+done:
+    free(L.stage);
+    return st;
+}
+
+void rd_model_free(struct rd_model *m)
+{
+    if (!m || !m->be) return;
+    struct rd_backend *be = m->be;
+    void (*f)(struct rd_backend *, void *) = be->ops->free;
+    if (m->layers) {
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            struct rd_layer_weights *w = &m->layers[l];
+            f(be, w->attn_norm_d), f(be, w->wqkv_d), f(be, w->wo_d);
+            f(be, w->mlp_norm_d), f(be, w->wgu_d), f(be, w->wdown_d);
+        }
+        free(m->layers);
+    }
+    if (m->k_cache_d)
+        for (int l = 0; l < m->cfg.n_layers; l++) f(be, m->k_cache_d[l]), f(be, m->v_cache_d[l]);
+    free(m->k_cache_d);
+    free(m->v_cache_d);
+    f(be, m->embed_d), f(be, m->final_norm_d), f(be, m->lm_head_d);
+    f(be, m->block_table_d);
+    f(be, m->x_d), f(be, m->h_d), f(be, m->qkv_d), f(be, m->attn_d), f(be, m->proj_d);
+    f(be, m->gu_d), f(be, m->act_d), f(be, m->logits_d);
+    f(be, m->ids_d), f(be, m->pos_d), f(be, m->seq_d), f(be, m->slot_d), f(be, m->nctx_d);
+    f(be, m->inv_freq_d);
+    free(m->block_table_h);
+    free(m->logits_h);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- forward ---- */
+
+static rd_status update_rope(struct rd_model *m, int seq_len)
+{
+    if (m->rope_built_len >= 0 && (!rd_rope_depends_on_len(&m->cfg) || seq_len == m->rope_built_len))
+        return RD_OK;
+    RD_TRY(rd_rope_build(&m->cfg, seq_len, &m->rope));
+    m->rope_built_len = seq_len;
+    return m->be->ops->upload(m->be, m->inv_freq_d, m->rope.inv_freq,
+                              (size_t)m->rope.n_pairs * sizeof(float));
+}
+
+rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h)
+{
+    struct rd_backend *be = m->be;
+    const struct rd_ops *o = be->ops;
+    const int T = b->T, D = m->D;
+    const float eps = (float)m->cfg.rms_norm_eps;
+    if (T < 1 || T > m->lim.max_tokens || b->n_out < 0 || b->n_out > T) return RD_ERR_INVALID_ARG;
+    int max_pos = 0, max_ctx = 0;
+    for (int t = 0; t < T; t++) {
+        if (b->pos[t] > max_pos) max_pos = b->pos[t];
+        if (b->n_ctx[t] > max_ctx) max_ctx = b->n_ctx[t];
+        if (b->slot[t] < 0 || b->slot[t] >= m->lim.max_ctx || b->n_ctx[t] < 1 ||
+            b->n_ctx[t] > m->lim.max_ctx || (m->lim.window == 0 && b->n_ctx[t] > b->slot[t] + 1) ||
+            b->seq[t] < 0 || b->seq[t] >= m->lim.max_seqs)
+            return RD_ERR_RANGE;
+    }
+    const size_t ti = (size_t)T * sizeof(int32_t);
+    RD_TRY(o->upload(be, m->ids_d, b->ids, ti));
+    RD_TRY(o->upload(be, m->pos_d, b->pos, ti));
+    RD_TRY(o->upload(be, m->seq_d, b->seq, ti));
+    RD_TRY(o->upload(be, m->slot_d, b->slot, ti));
+    RD_TRY(o->upload(be, m->nctx_d, b->n_ctx, ti));
+    RD_TRY(update_rope(m, max_pos + 1));
+
+    struct rd_attn_params ap = {
+        .T = T, .H = m->H_local, .Hkv = m->Hkv_local, .Dh = m->Dh,
+        .rotary_dim = m->cfg.rotary_dim, .style = m->cfg.rope_style,
+        .inv_freq_d = m->inv_freq_d, .attention_factor = m->rope.attention_factor,
+        .scale = (float)(1.0 / sqrt((double)m->Dh)),
+        .qkv_d = m->qkv_d, .out_d = m->attn_d,
+        .pos_d = m->pos_d, .seq_d = m->seq_d, .slot_d = m->slot_d, .n_ctx_d = m->nctx_d,
+        .block_table_d = m->block_table_d, .max_blocks = m->max_blocks,
+        .block_size = m->lim.block_size, .max_ctx = max_ctx,
+        .sink_tokens = m->lim.sink_tokens, .window = m->lim.window,
+    };
+
+    RD_TRY(o->embed(be, m->x_d, m->embed_d, m->ids_d, T, D));
+    RD_TRY(o->rmsnorm(be, m->h_d, m->x_d, m->layers[0].attn_norm_d, T, D, eps));
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const struct rd_layer_weights *w = &m->layers[l];
+        RD_TRY(o->matmul(be, m->qkv_d, m->h_d, w->wqkv_d, T, m->qkv_n, D));
+        ap.k_cache_d = m->k_cache_d[l];
+        ap.v_cache_d = m->v_cache_d[l];
+        RD_TRY(o->rope_attention(be, &ap));
+        RD_TRY(o->matmul(be, m->proj_d, m->attn_d, w->wo_d, T, D, m->H_local * m->Dh));
+        RD_TRY(rd_comm_allreduce_sum(m->comm, m->proj_d, (size_t)T * D));
+        RD_TRY(o->add_rmsnorm(be, m->h_d, m->x_d, m->proj_d, w->mlp_norm_d, T, D, eps));
+        RD_TRY(o->matmul(be, m->gu_d, m->h_d, w->wgu_d, T, 2 * m->F_local, D));
+        RD_TRY(o->swiglu(be, m->act_d, m->gu_d, T, m->F_local));
+        RD_TRY(o->matmul(be, m->proj_d, m->act_d, w->wdown_d, T, D, m->F_local));
+        RD_TRY(rd_comm_allreduce_sum(m->comm, m->proj_d, (size_t)T * D));
+        const void *next_norm =
+            l + 1 < m->cfg.n_layers ? m->layers[l + 1].attn_norm_d : m->final_norm_d;
+        RD_TRY(o->add_rmsnorm(be, m->h_d, m->x_d, m->proj_d, next_norm, T, D, eps));
+    }
+    if (b->n_out == 0) return o->sync(be);
+    /* gather the rows whose logits are wanted, then the rank's vocab rows of the LM head */
+    const size_t row = (size_t)D * rd_dtype_size(be->dtype);
+    for (int i = 0; i < b->n_out; i++)
+        RD_TRY(o->copy(be, (char *)m->proj_d + i * row, (const char *)m->h_d + b->out_idx[i] * row,
+                       row));
+    RD_TRY(o->matmul(be, m->logits_d, m->proj_d, m->lm_head_d, b->n_out, m->V_local, D));
+    return o->download_f32(be, logits_local_h, m->logits_d, (size_t)b->n_out * m->V_local);
+}

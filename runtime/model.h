@@ -1,0 +1,91 @@
+/* The Llama model of one tensor-parallel rank: its weight shards, its KV cache, its
+ * activation buffers, and the forward pass (the layer loop), written once against the backend
+ * table (kernels/ops.h).
+ *
+ * Per layer: h = rmsnorm(x); qkv = h @ Wqkv^T (q, k, v of the rank's heads in one GEMM);
+ * fused RoPE attention (rotate, append k/v to the cache, attend); partial o_proj; all-reduce;
+ * x += o, h = rmsnorm(x) (fused); gate|up in one GEMM; swiglu; partial down_proj; all-reduce.
+ * After the last layer: final norm and the rank's vocab rows of the LM head.
+ *
+ * Everything is allocated once by rd_model_init from the config and the limits (max tokens
+ * per call, sequence slots, context per sequence); the forward pass never allocates. */
+#ifndef RD_MODEL_H
+#define RD_MODEL_H
+
+#include <stdint.h>
+
+#include "kernels/ops.h"
+#include "parallel/comm.h"
+#include "parallel/shard.h"
+#include "runtime/config.h"
+#include "runtime/rope.h"
+#include "runtime/weights.h"
+
+struct rd_layer_weights {
+    void *attn_norm_d; /* (D) */
+    void *wqkv_d;      /* (H_local*Dh + 2*Hkv_local*Dh, D): q rows, then k rows, then v rows */
+    void *wo_d;        /* (D, H_local*Dh): the rank's columns of o_proj */
+    void *mlp_norm_d;  /* (D) */
+    void *wgu_d;       /* (2*F_local, D): gate rows, then up rows */
+    void *wdown_d;     /* (D, F_local): the rank's columns of down_proj */
+};
+
+struct rd_model_limits {
+    int max_tokens;   /* new tokens per forward call (prefill chunk) */
+    int max_seqs;     /* sequence slots */
+    int max_ctx;      /* tokens of cache per sequence */
+    int block_size;   /* tokens per KV block */
+    int sink_tokens;  /* attention sinks: S first tokens kept ... */
+    int window;       /* ... plus the last W - S; 0 = off (max_ctx must then equal W) */
+};
+
+struct rd_model {
+    struct rd_config cfg;
+    struct rd_shard shard;
+    struct rd_model_limits lim;
+    struct rd_backend *be;
+    struct rd_comm *comm;
+    int D, Dh, H_local, Hkv_local, F_local, V_local, qkv_n;
+
+    void *embed_d;     /* (V, D) full table on every rank */
+    struct rd_layer_weights *layers;
+    void *final_norm_d; /* (D) */
+    void *lm_head_d;   /* (V_local, D): rows [v0, v0+V_local) of lm_head (or embed when tied) */
+    uint64_t weight_bytes; /* bytes of weights this rank holds */
+    uint64_t file_bytes;   /* bytes this rank read from the checkpoint */
+
+    /* KV cache: per layer [n_blocks, B, Hkv_local, Dh]; seq slot s owns blocks
+     * [s*max_blocks, (s+1)*max_blocks) through its block table */
+    int n_blocks, max_blocks;
+    void **k_cache_d, **v_cache_d;
+    int32_t *block_table_h; /* (max_seqs, max_blocks) */
+    int32_t *block_table_d;
+
+    /* activations, [max_tokens, ...] */
+    void *x_d, *h_d, *qkv_d, *attn_d, *proj_d, *gu_d, *act_d, *logits_d;
+    int32_t *ids_d, *pos_d, *seq_d, *slot_d, *nctx_d;
+    float *inv_freq_d;
+    struct rd_rope_table rope;
+    int rope_built_len; /* seq_len the device table was built for; -1 = never */
+    float *logits_h;    /* (max_tokens, V_local) staging for downloads */
+};
+
+/* Loads the rank's shard. cfg must be validated; err names a missing/misshaped tensor. */
+rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
+                        const struct rd_shard *shard, const struct rd_model_limits *lim,
+                        struct rd_backend *be, struct rd_comm *comm,
+                        struct rd_weight_source *src, char *err, int err_len);
+void rd_model_free(struct rd_model *m);
+
+/* One forward call over a flat batch of T new tokens: ids, rope positions, sequence slots,
+ * cache slots and attended context lengths per token (host arrays). For the n_out token
+ * indices out_idx, the rank's local logits (n_out, V_local) are written to logits_local_h. */
+struct rd_batch {
+    int T;
+    const int32_t *ids, *pos, *seq, *slot, *n_ctx;
+    int n_out;
+    const int32_t *out_idx;
+};
+rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h);
+
+#endif

@@ -1,0 +1,193 @@
+/* Prompts on the coordinator (see prompts.h). */
+#include "runtime/prompts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "runtime/tokenizer.h"
+
+#define FAIL(st, ...)                                                                          \
+    do {                                                                                       \
+        snprintf(err, err_len, __VA_ARGS__);                                                   \
+        return (st);                                                                           \
+    } while (0)
+
+void rd_prompts_free(struct rd_prompts *p)
+{
+    if (!p) return;
+    for (int i = 0; i < p->n; i++) {
+        free(p->ids ? p->ids[i] : NULL);
+        free(p->text ? p->text[i] : NULL);
+    }
+    free(p->ids);
+    free(p->len);
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}
+
+static rd_status add_prompt(struct rd_prompts *p, int32_t *ids, int n, char *text)
+{
+    int32_t **ni = realloc(p->ids, (size_t)(p->n + 1) * sizeof *ni);
+    if (ni) p->ids = ni;
+    int *nl = realloc(p->len, (size_t)(p->n + 1) * sizeof *nl);
+    if (nl) p->len = nl;
+    char **nt = realloc(p->text, (size_t)(p->n + 1) * sizeof *nt);
+    if (nt) p->text = nt;
+    if (!ni || !nl || !nt) return RD_ERR_OOM;
+    p->ids[p->n] = ids;
+    p->len[p->n] = n;
+    p->text[p->n] = text;
+    p->n++;
+    return RD_OK;
+}
+
+static rd_status encode_text(const struct rd_tokenizer *tok, const struct rd_config *cfg,
+                             const char *text, int32_t **ids, int *n, char *err, int err_len)
+{
+    if (!tok)
+        FAIL(RD_ERR_INVALID_ARG, "a text prompt needs a tokenizer: none was found next to the config "
+             "(give --tokenizer FILE, or use --prompt-ids)");
+    if (!*text) { /* "" means BOS only */
+        int32_t bos = rd_tokenizer_bos(tok);
+        if (bos < 0) bos = cfg->bos_token_id;
+        if (bos < 0) FAIL(RD_ERR_INVALID_ARG, "an empty prompt means BOS only, but the model has no BOS token");
+        *ids = malloc(sizeof(int32_t));
+        if (!*ids) return RD_ERR_OOM;
+        (*ids)[0] = bos;
+        *n = 1;
+        return RD_OK;
+    }
+    rd_status st = rd_tokenizer_encode(tok, text, strlen(text), true, ids, n);
+    if (st != RD_OK) FAIL(st, "cannot tokenize the prompt: %s (is it valid UTF-8?)", rd_status_str(st));
+    return RD_OK;
+}
+
+static rd_status read_jsonl(const char *path, const struct rd_tokenizer *tok,
+                            const struct rd_config *cfg, struct rd_prompts *p, char *err,
+                            int err_len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) FAIL(RD_ERR_IO, "cannot open --prompts file %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int lineno = 0;
+    rd_status st = RD_OK;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *s = line;
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+        if (!*s) continue;
+        cJSON *o = cJSON_Parse(s);
+        const cJSON *pi = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt_ids") : NULL;
+        const cJSON *pt = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt") : NULL;
+        int32_t *ids = NULL;
+        int n = 0;
+        char *text = NULL;
+        if (!o || !cJSON_IsObject(o)) {
+            snprintf(err, err_len, "%s line %d is not a JSON object", path, lineno);
+            st = RD_ERR_INVALID_ARG;
+        } else if (cJSON_IsArray(pi)) {
+            n = cJSON_GetArraySize(pi);
+            ids = malloc(((size_t)n + 1) * sizeof *ids);
+            int i = 0;
+            const cJSON *it;
+            cJSON_ArrayForEach(it, pi)
+            {
+                if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 2147483647.0 ||
+                    it->valuedouble != (double)(int32_t)it->valuedouble) {
+                    snprintf(err, err_len, "%s line %d: prompt_ids[%d] is not a token id", path,
+                             lineno, i);
+                    st = RD_ERR_INVALID_ARG;
+                    break;
+                }
+                ids[i++] = (int32_t)it->valuedouble;
+            }
+        } else if (cJSON_IsString(pt)) {
+            char sub[512];
+            st = encode_text(tok, cfg, pt->valuestring, &ids, &n, sub, sizeof sub);
+            if (st != RD_OK) snprintf(err, err_len, "%s line %d: %s", path, lineno, sub);
+            else text = strdup(pt->valuestring);
+        } else {
+            snprintf(err, err_len, "%s line %d needs \"prompt_ids\": [...] or \"prompt\": \"...\"",
+                     path, lineno);
+            st = RD_ERR_INVALID_ARG;
+        }
+        cJSON_Delete(o);
+        if (st == RD_OK) st = add_prompt(p, ids, n, text);
+        if (st != RD_OK) {
+            free(ids);
+            free(text);
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    if (st == RD_OK && p->n == 0) FAIL(RD_ERR_INVALID_ARG, "--prompts file %s holds no prompts", path);
+    return st;
+}
+
+rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
+                          const struct rd_tokenizer *tok, int max_ctx, struct rd_prompts *p,
+                          char *err, int err_len)
+{
+    memset(p, 0, sizeof *p);
+    rd_status st = RD_OK;
+    if (a->prompt_ids) {
+        int32_t *ids;
+        int n;
+        RD_TRY(rd_cli_parse_ids(a->prompt_ids, &ids, &n, err, err_len));
+        if ((st = add_prompt(p, ids, n, NULL)) != RD_OK) free(ids);
+    } else if (a->prompts_file) {
+        st = read_jsonl(a->prompts_file, tok, cfg, p, err, err_len);
+    } else {
+        int32_t *ids;
+        int n;
+        RD_TRY(encode_text(tok, cfg, a->prompt, &ids, &n, err, err_len));
+        if ((st = add_prompt(p, ids, n, strdup(a->prompt))) != RD_OK) free(ids);
+    }
+    if (st != RD_OK) return st;
+    for (int i = 0; i < p->n; i++) {
+        const char *which = p->n > 1 ? "prompt " : "the prompt";
+        char num[32] = "";
+        if (p->n > 1) snprintf(num, sizeof num, "%d", i + 1);
+        if (p->len[i] == 0)
+            FAIL(RD_ERR_INVALID_ARG, "%s%s is empty (give at least one token id)", which, num);
+        if (p->len[i] > max_ctx)
+            FAIL(RD_ERR_RANGE, "%s%s has %d tokens but the context holds %d (raise --max-seq-len, "
+                 "up to what the model supports)", which, num, p->len[i], max_ctx);
+        for (int j = 0; j < p->len[i]; j++)
+            if (p->ids[i][j] >= cfg->vocab_size)
+                FAIL(RD_ERR_RANGE, "token id %d in %s%s is out of range: the vocabulary has %d tokens "
+                     "(0..%d)", p->ids[i][j], which, num, cfg->vocab_size, cfg->vocab_size - 1);
+    }
+    return RD_OK;
+}
+
+rd_status rd_prompts_bcast(struct rd_comm *c, bool ok, struct rd_prompts *p)
+{
+    /* header: [ok, n]; then the lengths; then every prompt's ids */
+    int32_t hdr[2] = {ok ? 1 : 0, ok ? p->n : 0};
+    RD_TRY(rd_comm_bcast_host(c, hdr, sizeof hdr, 0));
+    if (!hdr[0]) return RD_ERR_INVALID_ARG;
+    if (c->rank != 0) {
+        memset(p, 0, sizeof *p);
+        p->n = hdr[1];
+        p->ids = calloc((size_t)p->n, sizeof *p->ids);
+        p->len = calloc((size_t)p->n, sizeof *p->len);
+        p->text = calloc((size_t)p->n, sizeof *p->text);
+        if (!p->ids || !p->len || !p->text) return RD_ERR_OOM;
+    }
+    RD_TRY(rd_comm_bcast_host(c, p->len, (size_t)p->n * sizeof(int), 0));
+    for (int i = 0; i < p->n; i++) {
+        if (c->rank != 0) {
+            p->ids[i] = malloc(((size_t)p->len[i] + 1) * sizeof(int32_t));
+            if (!p->ids[i]) return RD_ERR_OOM;
+        }
+        RD_TRY(rd_comm_bcast_host(c, p->ids[i], (size_t)p->len[i] * sizeof(int32_t), 0));
+    }
+    return RD_OK;
+}

@@ -1,0 +1,106 @@
+/* Greedy and top-k / top-p sampling (see sampler.h). */
+#include "runtime/sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+rd_status rd_sampler_init(struct rd_sampler *s, int V, float temperature, int top_k, float top_p,
+                          uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    if (V < 1 || temperature < 0 || top_k < 0 || !(top_p > 0 && top_p <= 1)) return RD_ERR_INVALID_ARG;
+    s->V = V;
+    s->temperature = temperature;
+    s->top_k = top_k;
+    s->top_p = top_p;
+    s->state = seed;
+    s->probs = malloc((size_t)V * sizeof(float));
+    s->order = malloc((size_t)V * sizeof(int32_t));
+    if (!s->probs || !s->order) {
+        rd_sampler_free(s);
+        return RD_ERR_OOM;
+    }
+    return RD_OK;
+}
+
+void rd_sampler_free(struct rd_sampler *s)
+{
+    if (!s) return;
+    free(s->probs);
+    free(s->order);
+    s->probs = NULL;
+    s->order = NULL;
+}
+
+double rd_sampler_uniform(struct rd_sampler *s)
+{
+    return (double)(splitmix64(&s->state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int rd_sampler_argmax(const float *logits, int V)
+{
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    return best;
+}
+
+/* sorts indices by descending probability (ties: lower index first) */
+static const float *g_sort_probs;
+static int by_prob_desc(const void *a, const void *b)
+{
+    int i = *(const int32_t *)a, j = *(const int32_t *)b;
+    float pi = g_sort_probs[i], pj = g_sort_probs[j];
+    if (pi > pj) return -1;
+    if (pi < pj) return 1;
+    return (i > j) - (i < j);
+}
+
+int rd_sampler_sample(struct rd_sampler *s, const float *logits)
+{
+    const int V = s->V;
+    if (s->temperature == 0.0f) return rd_sampler_argmax(logits, V);
+    /* softmax of logits / T in double for stability */
+    float mx = logits[0];
+    for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < V; i++) {
+        s->probs[i] = (float)exp(((double)logits[i] - mx) / s->temperature);
+        sum += s->probs[i];
+        s->order[i] = i;
+    }
+    for (int i = 0; i < V; i++) s->probs[i] = (float)(s->probs[i] / sum);
+    g_sort_probs = s->probs;
+    qsort(s->order, (size_t)V, sizeof(int32_t), by_prob_desc);
+    int keep = V;
+    if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
+    if (s->top_p < 1.0f) {
+        /* keep the smallest prefix whose mass reaches top_p (renormalised over top-k) */
+        double mass = 0, total = 0;
+        for (int i = 0; i < keep; i++) total += s->probs[s->order[i]];
+        int n = 0;
+        while (n < keep) {
+            mass += s->probs[s->order[n]] / total;
+            n++;
+            if (mass >= s->top_p) break;
+        }
+        keep = n;
+    }
+    double kept = 0;
+    for (int i = 0; i < keep; i++) kept += s->probs[s->order[i]];
+    double u = rd_sampler_uniform(s) * kept, acc = 0;
+    for (int i = 0; i < keep; i++) {
+        acc += s->probs[s->order[i]];
+        if (u < acc) return s->order[i];
+    }
+    return s->order[keep - 1];
+}

@@ -1,0 +1,554 @@
+/* ropedist-convert: builds a ropedist HDF5 checkpoint (runtime/ckpt.h) either from a Hugging
+ * Face model folder (config.json + model.safetensors, or shards listed in
+ * model.safetensors.index.json) or, with --random, from a config alone with deterministic
+ * random weights (for tests and benchmarks of models nobody has trained).
+ *
+ * Every tensor the Llama forward pass needs is checked against the config before the output
+ * is created, so a bad folder fails with a message naming the tensor and leaves no file behind;
+ * tensors the model does not use (rotary inv_freq buffers, a tied lm_head) are skipped.
+ * Random weights are normal with std 0.08 (norm weights uniform in [0.8, 1.2]) from splitmix64
+ * seeded per tensor by the seed and the tensor's name, so a tensor's values do not depend on
+ * the order of writing or on the other tensors. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/dtype.h"
+#include "runtime/ckpt.h"
+#include "runtime/config.h"
+#include "runtime/safetensors.h"
+
+#define PROG "ropedist-convert"
+#define NAME_LEN 160
+#define RANDOM_STD 0.08
+
+static const char *USAGE =
+    "usage: " PROG " HF_DIR -o MODEL.h5 [--dtype fp32|bf16|fp16] [--force]\n"
+    "       " PROG " --random --config CONFIG.json [--seed S] -o MODEL.h5 [--dtype ...] "
+    "[--force]\n"
+    "\n"
+    "Builds a ropedist checkpoint (one HDF5 file) for a Llama-family model.\n"
+    "\n"
+    "  HF_DIR             a Hugging Face folder: config.json and model.safetensors, or the\n"
+    "                     shards named by model.safetensors.index.json\n"
+    "  -o, --output FILE  the checkpoint to write (refused if it exists, unless --force)\n"
+    "  --dtype T          store every tensor as fp32, bf16 or fp16 (default: as stored;\n"
+    "                     fp32 with --random)\n"
+    "  --force            replace an existing output file\n"
+    "  --random           random weights for --config instead of a Hugging Face folder:\n"
+    "                     normal(0, 0.08), norm weights uniform [0.8, 1.2]\n"
+    "  --config FILE      the config.json for --random\n"
+    "  --seed S           seed for --random (non-negative integer, default 0); the same seed\n"
+    "                     gives the same weights\n"
+    "  -h, --help         this text\n";
+
+struct options {
+    const char *hf_dir;
+    const char *output;
+    const char *config;
+    int dtype; /* -1: as stored */
+    bool force, random;
+    uint64_t seed;
+};
+
+/* One tensor the model needs: name, shape from the config, whether it is a norm weight. */
+struct want {
+    char name[NAME_LEN];
+    int ndim;
+    int64_t dims[2];
+    bool norm;
+    int shard, idx; /* where it is in the Hugging Face files */
+};
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, PROG ": error: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(run " PROG " --help for usage)\n");
+    exit(2);
+}
+
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, PROG ": error: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->dtype = -1;
+    bool seed_given = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        /* options that take a value accept "--opt VALUE" and "--opt=VALUE" */
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        char key[64];
+        snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+        bool takes = !strcmp(key, "-o") || !strcmp(key, "--output") ||
+                     !strcmp(key, "--dtype") || !strcmp(key, "--config") ||
+                     !strcmp(key, "--seed");
+        if (takes) {
+            if (eq) val = eq + 1;
+            else if (i + 1 < argc) val = argv[++i];
+            else die_usage("%s needs a value", key);
+        } else if (eq) {
+            die_usage("%s does not take a value", key);
+        }
+        if (!strcmp(key, "-h") || !strcmp(key, "--help")) {
+            fputs(USAGE, stdout);
+            exit(0);
+        } else if (!strcmp(key, "-o") || !strcmp(key, "--output")) {
+            o->output = val;
+        } else if (!strcmp(key, "--dtype")) {
+            o->dtype = rd_dtype_parse(val);
+            if (o->dtype < 0) die_usage("unknown --dtype '%s' (fp32, bf16 or fp16)", val);
+        } else if (!strcmp(key, "--config")) {
+            o->config = val;
+        } else if (!strcmp(key, "--seed")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(val, &end, 10);
+            if (!*val || *end || errno || val[0] == '-')
+                die_usage("--seed must be a non-negative integer (got '%s')", val);
+            o->seed = s;
+            seed_given = true;
+        } else if (!strcmp(key, "--force")) {
+            o->force = true;
+        } else if (!strcmp(key, "--random")) {
+            o->random = true;
+        } else if (a[0] == '-' && a[1]) {
+            die_usage("unknown option '%s'", a);
+        } else if (!o->hf_dir) {
+            o->hf_dir = a;
+        } else {
+            die_usage("unexpected argument '%s' (one HF_DIR only)", a);
+        }
+    }
+    if (!o->output) die_usage("missing -o MODEL.h5");
+    if (o->random) {
+        if (!o->config) die_usage("--random needs --config CONFIG.json");
+        if (o->hf_dir) die_usage("--random takes no HF_DIR (got '%s')", o->hf_dir);
+    } else {
+        if (!o->hf_dir) die_usage("missing HF_DIR (or --random --config FILE)");
+        if (o->config) die_usage("--config is for --random; HF_DIR/config.json is used");
+        if (seed_given) die_usage("--seed is for --random");
+    }
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+            if (fread(buf, 1, (size_t)n, f) == (size_t)n) buf[n] = 0;
+            else free(buf), buf = NULL;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* The tensors of a Llama model in writing order, with their shapes from the config. */
+static struct want *expected_tensors(const struct rd_config *c, int *n_out)
+{
+    int64_t D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    int n = 2 + 9 * c->n_layers + (c->tie_word_embeddings ? 0 : 1);
+    struct want *w = calloc((size_t)n, sizeof *w);
+    if (!w) return NULL;
+    int k = 0;
+#define ADD(nd, d0, d1, isnorm, ...)                                                           \
+    do {                                                                                       \
+        snprintf(w[k].name, NAME_LEN, __VA_ARGS__);                                            \
+        w[k].ndim = (nd), w[k].dims[0] = (d0), w[k].dims[1] = (d1), w[k].norm = (isnorm);      \
+        k++;                                                                                   \
+    } while (0)
+    ADD(2, V, D, false, "model.embed_tokens.weight");
+    for (int l = 0; l < c->n_layers; l++) {
+        ADD(1, D, 1, true, "model.layers.%d.input_layernorm.weight", l);
+        ADD(2, Q, D, false, "model.layers.%d.self_attn.q_proj.weight", l);
+        ADD(2, KV, D, false, "model.layers.%d.self_attn.k_proj.weight", l);
+        ADD(2, KV, D, false, "model.layers.%d.self_attn.v_proj.weight", l);
+        ADD(2, D, Q, false, "model.layers.%d.self_attn.o_proj.weight", l);
+        ADD(1, D, 1, true, "model.layers.%d.post_attention_layernorm.weight", l);
+        ADD(2, F, D, false, "model.layers.%d.mlp.gate_proj.weight", l);
+        ADD(2, F, D, false, "model.layers.%d.mlp.up_proj.weight", l);
+        ADD(2, D, F, false, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+    ADD(1, D, 1, true, "model.norm.weight");
+    if (!c->tie_word_embeddings) ADD(2, V, D, false, "lm_head.weight");
+#undef ADD
+    *n_out = k;
+    return w;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *dims)
+{
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+/* Converts n elements from src (type s) to dst (type d) through a small fp32 scratch. */
+static void convert(void *dst, enum rd_dtype d, const void *src, enum rd_dtype s, size_t n)
+{
+    enum { CHUNK = 1 << 16 };
+    static float scratch[CHUNK];
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t m = n - i < CHUNK ? n - i : CHUNK;
+        rd_convert_to_f32(scratch, (const char *)src + i * rd_dtype_size(s), s, m);
+        rd_convert_from_f32((char *)dst + i * rd_dtype_size(d), scratch, d, m);
+    }
+}
+
+/* ---- random weights ---- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* uniform in (0, 1]: never 0, so log() below is finite */
+static double unit(uint64_t *s) { return ((double)(splitmix64(s) >> 11) + 1.0) / 9007199254740992.0; }
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static void random_fill(float *x, size_t n, uint64_t seed, const struct want *t)
+{
+    uint64_t s = seed ^ fnv1a(t->name);
+    if (t->norm) {
+        for (size_t i = 0; i < n; i++) x[i] = (float)(0.8 + 0.4 * unit(&s));
+        return;
+    }
+    const double two_pi = 6.283185307179586;
+    for (size_t i = 0; i < n; i += 2) { /* Box-Muller: two normals per pair of uniforms */
+        double r = sqrt(-2.0 * log(unit(&s))), th = two_pi * unit(&s);
+        x[i] = (float)(RANDOM_STD * r * cos(th));
+        if (i + 1 < n) x[i + 1] = (float)(RANDOM_STD * r * sin(th));
+    }
+}
+
+/* The config text with "ropedist": {"random_weights": true, "seed": S} merged in. */
+static char *random_config_text(const char *text, uint64_t seed)
+{
+    cJSON *root = cJSON_Parse(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    cJSON *rd = cJSON_GetObjectItemCaseSensitive(root, "ropedist");
+    if (!cJSON_IsObject(rd)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "ropedist");
+        rd = cJSON_AddObjectToObject(root, "ropedist");
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(rd, "random_weights");
+    cJSON_DeleteItemFromObjectCaseSensitive(rd, "seed");
+    cJSON_AddBoolToObject(rd, "random_weights", 1);
+    if (seed < (1ull << 53)) {
+        cJSON_AddNumberToObject(rd, "seed", (double)seed);
+    } else { /* a JSON number would round it */
+        char buf[32];
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)seed);
+        cJSON_AddStringToObject(rd, "seed", buf);
+    }
+    char *out = cJSON_Print(root);
+    cJSON_Delete(root);
+    return out;
+}
+
+/* ---- Hugging Face folder ---- */
+
+struct hf_source {
+    int n_shards;
+    struct rd_safetensors **shards;
+    char **shard_names;
+};
+
+static void hf_close(struct hf_source *h)
+{
+    for (int i = 0; i < h->n_shards; i++) {
+        rd_st_close(h->shards[i]);
+        free(h->shard_names[i]);
+    }
+    free(h->shards);
+    free(h->shard_names);
+}
+
+static int shard_index(struct hf_source *h, const char *file)
+{
+    for (int i = 0; i < h->n_shards; i++)
+        if (!strcmp(h->shard_names[i], file)) return i;
+    return -1;
+}
+
+static rd_status hf_add_shard(struct hf_source *h, const char *dir, const char *file)
+{
+    if (shard_index(h, file) >= 0) return RD_OK;
+    char path[RD_PATH_MAX], err[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    struct rd_safetensors *st = NULL;
+    rd_status rc = rd_st_open(path, &st, err, sizeof err);
+    if (rc != RD_OK) {
+        fail("%s", err);
+        return rc;
+    }
+    void *a = realloc(h->shards, (size_t)(h->n_shards + 1) * sizeof *h->shards);
+    void *b = a ? realloc(h->shard_names, (size_t)(h->n_shards + 1) * sizeof(char *)) : NULL;
+    if (a) h->shards = a;
+    if (b) h->shard_names = b;
+    char *name = strdup(file);
+    if (!a || !b || !name) {
+        free(name);
+        rd_st_close(st);
+        fail("out of memory");
+        return RD_ERR_OOM;
+    }
+    h->shards[h->n_shards] = st;
+    h->shard_names[h->n_shards++] = name;
+    return RD_OK;
+}
+
+/* Opens the safetensors files of dir and finds every wanted tensor, checking shapes. */
+static rd_status hf_open(struct hf_source *h, const char *dir, struct want *want, int n_want,
+                         bool tied)
+{
+    char path[RD_PATH_MAX];
+    cJSON *index = NULL;
+    rd_status rc = RD_OK;
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    if (file_exists(path)) {
+        char *txt = read_text(path);
+        index = txt ? cJSON_Parse(txt) : NULL;
+        free(txt);
+        cJSON *map = cJSON_GetObjectItemCaseSensitive(index, "weight_map");
+        if (!cJSON_IsObject(map)) {
+            fail("%s: not JSON with a \"weight_map\" object", path);
+            cJSON_Delete(index);
+            return RD_ERR_FORMAT;
+        }
+        const cJSON *e;
+        cJSON_ArrayForEach(e, map)
+        {
+            if (!cJSON_IsString(e) || strstr(e->valuestring, "..")) {
+                fail("%s: weight_map entry '%s' is not a file name in the folder", path,
+                     e->string);
+                cJSON_Delete(index);
+                return RD_ERR_FORMAT;
+            }
+            if ((rc = hf_add_shard(h, dir, e->valuestring)) != RD_OK) {
+                cJSON_Delete(index);
+                return rc;
+            }
+        }
+    } else {
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        if (!file_exists(path)) {
+            fail("%s has neither model.safetensors nor model.safetensors.index.json", dir);
+            return RD_ERR_IO;
+        }
+        RD_TRY(hf_add_shard(h, dir, "model.safetensors"));
+    }
+    cJSON *map = cJSON_GetObjectItemCaseSensitive(index, "weight_map");
+    for (int k = 0; k < n_want && rc == RD_OK; k++) {
+        struct want *w = &want[k];
+        w->shard = -1;
+        if (map) {
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(map, w->name);
+            w->shard = f ? shard_index(h, f->valuestring) : -1;
+        } else {
+            w->shard = 0;
+        }
+        w->idx = w->shard >= 0 ? rd_st_find(h->shards[w->shard], w->name) : -1;
+        if (w->idx < 0) {
+            fail("tensor '%s' is missing from %s%s", w->name, dir,
+                 w->shard >= 0 && map ? " (not in the shard the index names)" : "");
+            rc = RD_ERR_FORMAT;
+            break;
+        }
+        const struct rd_st_tensor *t = &h->shards[w->shard]->tensors[w->idx];
+        bool ok = t->ndim == w->ndim && t->shape[0] == w->dims[0] &&
+                  (w->ndim == 1 || t->shape[1] == w->dims[1]);
+        if (!ok) {
+            char got[96], exp[64];
+            shape_str(got, sizeof got, t->ndim, t->shape);
+            shape_str(exp, sizeof exp, w->ndim, w->dims);
+            fail("tensor '%s' in %s has shape %s, but the config needs %s", w->name,
+                 h->shard_names[w->shard], got, exp);
+            rc = RD_ERR_FORMAT;
+        }
+    }
+    /* tensors the model will not use: biases would silently change results, so refuse */
+    for (int s = 0; s < h->n_shards && rc == RD_OK; s++) {
+        for (int i = 0; i < h->shards[s]->n_tensors && rc == RD_OK; i++) {
+            const char *name = h->shards[s]->tensors[i].name;
+            bool used = false;
+            for (int k = 0; k < n_want && !used; k++) used = !strcmp(want[k].name, name);
+            if (used) continue;
+            size_t len = strlen(name);
+            if (len > 5 && !strcmp(name + len - 5, ".bias")) {
+                fail("tensor '%s': ropedist's Llama has no bias terms (attention_bias/mlp_bias "
+                     "models are not supported)",
+                     name);
+                rc = RD_ERR_UNSUPPORTED;
+            } else if (!strstr(name, "rotary_emb.inv_freq") &&
+                       !(tied && !strcmp(name, "lm_head.weight"))) {
+                fprintf(stderr, PROG ": note: skipping tensor '%s' (not used by the model)\n",
+                        name);
+            }
+        }
+    }
+    cJSON_Delete(index);
+    return rc;
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    parse_args(argc, argv, &o);
+
+    char cfg_path[RD_PATH_MAX], err[1024] = "";
+    if (o.random) snprintf(cfg_path, sizeof cfg_path, "%s", o.config);
+    else snprintf(cfg_path, sizeof cfg_path, "%s/config.json", o.hf_dir);
+    struct rd_config cfg;
+    if (rd_config_load(cfg_path, &cfg, err, sizeof err) != RD_OK) {
+        fail("%s", err[0] ? err : cfg_path);
+        return 1;
+    }
+    char *cfg_text = read_text(cfg_path);
+    if (!cfg_text) {
+        fail("cannot read %s", cfg_path);
+        return 1;
+    }
+    if (o.random) {
+        char *t = random_config_text(cfg_text, o.seed);
+        free(cfg_text);
+        if (!(cfg_text = t)) {
+            fail("%s: not a JSON object", cfg_path);
+            return 1;
+        }
+    }
+
+    int n_want = 0;
+    struct want *want = expected_tensors(&cfg, &n_want);
+    struct hf_source hf = {0};
+    struct rd_ckpt_writer *w = NULL;
+    void *raw = NULL, *out = NULL;
+    int status = 1;
+    if (!want) {
+        fail("out of memory");
+        goto done;
+    }
+    if (!o.random && hf_open(&hf, o.hf_dir, want, n_want, cfg.tie_word_embeddings) != RD_OK)
+        goto done;
+
+    if (rd_ckpt_create(o.output, o.force, cfg_text, &w, err, sizeof err) != RD_OK) {
+        fail("%s", err);
+        goto done;
+    }
+    uint64_t total_bytes = 0;
+    int per_dtype[3] = {0, 0, 0};
+    for (int k = 0; k < n_want; k++) {
+        const struct want *t = &want[k];
+        size_t n = (size_t)t->dims[0] * (size_t)t->dims[1];
+        enum rd_dtype src_dt, dst_dt;
+        if (o.random) {
+            src_dt = RD_DTYPE_F32;
+            dst_dt = o.dtype < 0 ? RD_DTYPE_F32 : (enum rd_dtype)o.dtype;
+        } else {
+            src_dt = hf.shards[t->shard]->tensors[t->idx].dtype;
+            dst_dt = o.dtype < 0 ? src_dt : (enum rd_dtype)o.dtype;
+        }
+        raw = malloc(n * rd_dtype_size(src_dt) + 1);
+        if (!raw) {
+            fail("out of memory for tensor '%s'", t->name);
+            goto done;
+        }
+        if (o.random) {
+            random_fill(raw, n, o.seed, t);
+        } else if (rd_st_read(hf.shards[t->shard], t->idx, raw) != RD_OK) {
+            fail("cannot read tensor '%s' from %s/%s", t->name, o.hf_dir,
+                 hf.shard_names[t->shard]);
+            goto done;
+        }
+        const void *data = raw;
+        if (dst_dt != src_dt) {
+            if (!(out = malloc(n * rd_dtype_size(dst_dt) + 1))) {
+                fail("out of memory for tensor '%s'", t->name);
+                goto done;
+            }
+            convert(out, dst_dt, raw, src_dt, n);
+            data = out;
+        }
+        if (rd_ckpt_write(w, t->name, t->ndim, t->dims, dst_dt, data) != RD_OK) {
+            fail("%s", rd_ckpt_writer_error(w));
+            goto done;
+        }
+        free(raw), raw = NULL;
+        free(out), out = NULL;
+        total_bytes += (uint64_t)n * rd_dtype_size(dst_dt);
+        per_dtype[dst_dt]++;
+    }
+    struct rd_ckpt_writer *pending = w;
+    w = NULL;
+    if (rd_ckpt_finish(pending, err, sizeof err) != RD_OK) {
+        fail("%s", err);
+        goto done;
+    }
+    char dts[96] = "";
+    size_t off = 0;
+    for (int d = 0; d < 3; d++)
+        if (per_dtype[d])
+            off += (size_t)snprintf(dts + off, sizeof dts - off, "%s%s x%d", off ? ", " : "",
+                                    rd_dtype_name((enum rd_dtype)d), per_dtype[d]);
+    printf("wrote %s: %d tensors, %llu bytes, dtype %s (%s)%s\n", o.output, n_want,
+           (unsigned long long)total_bytes, o.dtype >= 0 ? rd_dtype_name((enum rd_dtype)o.dtype)
+           : o.random ? "fp32" : "as stored", dts, o.random ? ", random weights" : "");
+    status = 0;
+done:
+    free(raw);
+    free(out);
+    rd_ckpt_abort(w);
+    hf_close(&hf);
+    free(want);
+    free(cfg_text);
+    return status;
+}
