@@ -20,6 +20,7 @@
 #include "runtime/cli.h"
 #include "runtime/config.h"
 #include "runtime/generate.h"
+#include "runtime/gguf_model.h"
 #include "runtime/model.h"
 #include "runtime/prompts.h"
 #include "runtime/sampler.h"
@@ -87,21 +88,35 @@ static rd_status load_config(struct app *A, char *err)
 {
     const struct rd_args *a = &A->args;
     if (ends_with(a->config, ".gguf")) {
-        snprintf(err, ERR_LEN, "--config %s: GGUF models are not supported yet (give a config.json "
-                 "and an .h5 checkpoint made by ropedist-convert)", a->config);
-        return RD_ERR_UNSUPPORTED;
+        RD_TRY(rd_gguf_model_load_config(a->config, &A->cfg, err, ERR_LEN));
+        /* the tokenizer is in the same file */
+        snprintf(A->cfg.tokenizer_path, RD_PATH_MAX, "%s", a->config);
+    } else if (ends_with(a->config, ".h5")) {
+        /* a ropedist checkpoint carries its config */
+        struct rd_weight_source src = {0};
+        char *json = NULL;
+        RD_TRY(rd_weights_open_h5(a->config, &src, &json, err, ERR_LEN));
+        src.close(src.ctx);
+        char dir[RD_PATH_MAX], sub[ERR_LEN - 200];
+        snprintf(dir, sizeof dir, "%s", a->config);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        else strcpy(dir, ".");
+        rd_status st = rd_config_parse(json, dir, &A->cfg, sub, sizeof sub);
+        free(json);
+        if (st != RD_OK) {
+            snprintf(err, ERR_LEN, "%s: the stored config: %s", a->config, sub);
+            return st;
+        }
+        snprintf(A->cfg.checkpoint_path, RD_PATH_MAX, "%s", a->config);
+    } else {
+        RD_TRY(rd_config_load(a->config, &A->cfg, err, ERR_LEN));
     }
-    RD_TRY(rd_config_load(a->config, &A->cfg, err, ERR_LEN));
     if (a->checkpoint) snprintf(A->cfg.checkpoint_path, RD_PATH_MAX, "%s", a->checkpoint);
     if (!A->cfg.checkpoint_path[0]) {
         snprintf(err, ERR_LEN, "no checkpoint: give --checkpoint FILE, or \"ropedist\": "
                  "{\"checkpoint\": ...} in %s", a->config);
         return RD_ERR_INVALID_ARG;
-    }
-    if (ends_with(A->cfg.checkpoint_path, ".gguf")) {
-        snprintf(err, ERR_LEN, "checkpoint %s: GGUF checkpoints are not supported yet",
-                 A->cfg.checkpoint_path);
-        return RD_ERR_UNSUPPORTED;
     }
     RD_TRY(rd_shard_compute(A->cfg.n_heads, A->cfg.n_kv_heads, A->cfg.intermediate_size,
                             A->cfg.vocab_size, A->world.size, A->world.rank, &A->shard, err,
@@ -328,9 +343,13 @@ int rd_app_main(int argc, char **argv)
     A.comm_ready = true;
 
     /* 3. the rank's shard of the weights */
-    char *stored_cfg = NULL;
-    st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, &stored_cfg, err, sizeof err);
-    free(stored_cfg);
+    if (ends_with(A.cfg.checkpoint_path, ".gguf")) {
+        st = rd_weights_open_gguf(A.cfg.checkpoint_path, &A.src, err, sizeof err);
+    } else {
+        char *stored_cfg = NULL;
+        st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, &stored_cfg, err, sizeof err);
+        free(stored_cfg);
+    }
     if (!agree(&A, st == RD_OK, err, "opening the checkpoint")) {
         code = 1;
         goto out;

@@ -202,7 +202,7 @@ static void join_path(char *dst, const char *base, const char *rel)
 static rd_status parse_ropedist(const cJSON *rd, const char *base_dir, struct rd_config *cfg,
                                 char *err, int err_len)
 {
-    if (!rd) return RD_OK;
+    if (!rd || cJSON_IsNull(rd)) return RD_OK;
     if (!cJSON_IsObject(rd)) FAIL("config field ropedist must be an object");
     const char *s = NULL;
     OPT(get_str(rd, "checkpoint", "ropedist.", &s, err, err_len));
@@ -281,9 +281,12 @@ static rd_status parse_root(const cJSON *root, const char *base_dir, struct rd_c
         const cJSON *it;
         cJSON_ArrayForEach(it, eos)
         {
-            if (!cJSON_IsNumber(it) || it->valuedouble < 0)
+            if (!cJSON_IsNumber(it) || it->valuedouble < 0 ||
+                it->valuedouble != floor(it->valuedouble) || it->valuedouble > 2147483647.0)
                 FAIL("config field eos_token_id must be an integer or a list of integers");
-            if (cfg->n_eos < RD_MAX_EOS) cfg->eos_token_ids[cfg->n_eos++] = it->valueint;
+            if (cfg->n_eos == RD_MAX_EOS)
+                FAIL("config field eos_token_id has more than %d entries", RD_MAX_EOS);
+            cfg->eos_token_ids[cfg->n_eos++] = (int)it->valuedouble;
         }
     } else if (eos && !cJSON_IsNull(eos)) {
         int v = 0;
@@ -450,7 +453,7 @@ char *rd_config_to_json(const struct rd_config *cfg)
     cJSON *rp = cJSON_AddObjectToObject(o, "rope_parameters");
     cJSON_AddStringToObject(rp, "rope_type", rd_rope_type_name(r->type));
     cJSON_AddNumberToObject(rp, "rope_theta", r->theta);
-    if (r->type != RD_ROPE_TYPE_DEFAULT && r->type != RD_ROPE_TYPE_LONGROPE)
+    if (r->type != RD_ROPE_TYPE_DEFAULT && (r->type != RD_ROPE_TYPE_LONGROPE || r->has_factor))
         cJSON_AddNumberToObject(rp, "factor", r->factor);
     if (r->original_max_pos > 0)
         cJSON_AddNumberToObject(rp, "original_max_position_embeddings", r->original_max_pos);

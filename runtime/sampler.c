@@ -17,7 +17,8 @@ rd_status rd_sampler_init(struct rd_sampler *s, int V, float temperature, int to
                           uint64_t seed)
 {
     memset(s, 0, sizeof *s);
-    if (V < 1 || temperature < 0 || top_k < 0 || !(top_p > 0 && top_p <= 1)) return RD_ERR_INVALID_ARG;
+    if (V < 1 || !(temperature >= 0 && isfinite(temperature)) || top_k < 0 || !(top_p > 0 && top_p <= 1))
+        return RD_ERR_INVALID_ARG;
     s->V = V;
     s->temperature = temperature;
     s->top_k = top_k;
@@ -91,7 +92,8 @@ int rd_sampler_sample(struct rd_sampler *s, const float *logits)
         while (n < keep) {
             mass += s->probs[s->order[n]] / total;
             n++;
-            if (mass >= s->top_p) break;
+            /* transformers compares float32 sums: allow for their rounding at the boundary */
+            if (mass >= (double)s->top_p - 1e-6) break;
         }
         keep = n;
     }

@@ -23,6 +23,7 @@
 #include "common/dtype.h"
 #include "runtime/ckpt.h"
 #include "runtime/config.h"
+#include "runtime/gguf_model.h"
 #include "runtime/safetensors.h"
 
 #define PROG "ropedist-convert"
@@ -446,14 +447,28 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &o);
 
     char cfg_path[RD_PATH_MAX], err[1024] = "";
+    size_t in_len = o.hf_dir ? strlen(o.hf_dir) : 0;
+    const bool gguf = !o.random && in_len > 5 && !strcmp(o.hf_dir + in_len - 5, ".gguf");
+    struct rd_weight_source gsrc = {0};
     if (o.random) snprintf(cfg_path, sizeof cfg_path, "%s", o.config);
+    else if (gguf) snprintf(cfg_path, sizeof cfg_path, "%s", o.hf_dir);
     else snprintf(cfg_path, sizeof cfg_path, "%s/config.json", o.hf_dir);
     struct rd_config cfg;
-    if (rd_config_load(cfg_path, &cfg, err, sizeof err) != RD_OK) {
+    rd_status cst = gguf ? rd_gguf_model_load_config(cfg_path, &cfg, err, sizeof err)
+                         : rd_config_load(cfg_path, &cfg, err, sizeof err);
+    if (cst != RD_OK) {
         fail("%s", err[0] ? err : cfg_path);
         return 1;
     }
-    char *cfg_text = read_text(cfg_path);
+    if (gguf) {
+        cfg.checkpoint_path[0] = 0;
+        if (rd_weights_open_gguf(o.hf_dir, &gsrc, err, sizeof err) != RD_OK) {
+            fail("%s", err);
+            return 1;
+        }
+    }
+    /* a GGUF's config is written out from its metadata (with rope_style gptj) */
+    char *cfg_text = gguf ? rd_config_to_json(&cfg) : read_text(cfg_path);
     if (!cfg_text) {
         fail("cannot read %s", cfg_path);
         return 1;
@@ -477,7 +492,7 @@ int main(int argc, char **argv)
         fail("out of memory");
         goto done;
     }
-    if (!o.random && hf_open(&hf, o.hf_dir, want, n_want, cfg.tie_word_embeddings) != RD_OK)
+    if (!o.random && !gguf && hf_open(&hf, o.hf_dir, want, n_want, cfg.tie_word_embeddings) != RD_OK)
         goto done;
 
     if (rd_ckpt_create(o.output, o.force, cfg_text, &w, err, sizeof err) != RD_OK) {
@@ -490,7 +505,7 @@ int main(int argc, char **argv)
         const struct want *t = &want[k];
         size_t n = (size_t)t->dims[0] * (size_t)t->dims[1];
         enum rd_dtype src_dt, dst_dt;
-        if (o.random) {
+        if (o.random || gguf) { /* GGUF tensors are read (dequantized) as fp32 */
             src_dt = RD_DTYPE_F32;
             dst_dt = o.dtype < 0 ? RD_DTYPE_F32 : (enum rd_dtype)o.dtype;
         } else {
@@ -504,6 +519,19 @@ int main(int argc, char **argv)
         }
         if (o.random) {
             random_fill(raw, n, o.seed, t);
+        } else if (gguf) {
+            int nd;
+            int64_t dims[2];
+            if (gsrc.shape(gsrc.ctx, t->name, &nd, dims, err, sizeof err) != RD_OK ||
+                nd != t->ndim || dims[0] != t->dims[0] || (nd == 2 && dims[1] != t->dims[1])) {
+                fail("%s", err[0] ? err : "GGUF tensor shape does not match its metadata");
+                goto done;
+            }
+            if (gsrc.read(gsrc.ctx, t->name, 0, nd == 2 ? dims[0] : 1, 0,
+                          nd == 2 ? dims[1] : dims[0], raw, err, sizeof err) != RD_OK) {
+                fail("%s", err);
+                goto done;
+            }
         } else if (rd_st_read(hf.shards[t->shard], t->idx, raw) != RD_OK) {
             fail("cannot read tensor '%s' from %s/%s", t->name, o.hf_dir,
                  hf.shard_names[t->shard]);
@@ -548,6 +576,7 @@ done:
     free(out);
     rd_ckpt_abort(w);
     hf_close(&hf);
+    if (gsrc.close) gsrc.close(gsrc.ctx);
     free(want);
     free(cfg_text);
     return status;

@@ -1,0 +1,843 @@
+/* Unit test of the config parser (runtime/config.c).
+ *
+ * Configs are built from a small valid base with edits (a key set to some JSON, or removed), so
+ * each case says only what it changes. Covered: both rope spellings (rope_parameters holding
+ * rope_theta; hub rope_theta + rope_scaling null or an object typed by "type" or "rope_type"),
+ * every rope type's fields, partial rotary (top level and inside rope_parameters), head_dim
+ * given or derived, kv-head default, eos as int or list, tied embeddings, the "ropedist"
+ * section (paths resolved against base_dir, rope_style, dtype, rotary_dim); every required
+ * field missing and every field wrong, each error naming the field; rd_config_load on files
+ * (missing file, paths relative to the config's folder); rd_config_to_json round trips; and
+ * the golden model configs in ../shared, whose two spellings must give identical structs.
+ * Without ../shared only that last part is skipped (visibly). */
+#include <dirent.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/config.h"
+#include "test_util.h"
+
+#define ERR_LEN 1024
+#define BASE_DIR "/base/dir"
+
+/* D 64, F 176, 2 layers, 4 heads of 16: the smallest config that parses */
+static const char *const k_base =
+    "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 176,"
+    " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 256}";
+
+/* Parses k_base with edits: (key, JSON value) pairs ending with a NULL key; a NULL value
+ * removes the key. */
+static rd_status parse_editv(struct rd_config *cfg, char *err, va_list ap)
+{
+    cJSON *root = cJSON_Parse(k_base);
+    const char *key;
+    while ((key = va_arg(ap, const char *)) != NULL) {
+        const char *val = va_arg(ap, const char *);
+        cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+        if (!val) continue;
+        cJSON *v = cJSON_Parse(val);
+        if (!v) {
+            fprintf(stderr, "test bug: edit %s=%s is not JSON\n", key, val);
+            exit(2);
+        }
+        cJSON_AddItemToObject(root, key, v);
+    }
+    char *txt = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    err[0] = 0;
+    rd_status st = rd_config_parse(txt, BASE_DIR, cfg, err, ERR_LEN);
+    free(txt);
+    return st;
+}
+
+static rd_status parse_edit(struct rd_config *cfg, char *err, ...)
+{
+    va_list ap;
+    va_start(ap, err);
+    rd_status st = parse_editv(cfg, err, ap);
+    va_end(ap);
+    return st;
+}
+
+/* edits must parse */
+#define PARSE_OK(cfg, ...)                                                                     \
+    do {                                                                                       \
+        char e_[ERR_LEN];                                                                      \
+        rd_status s_ = parse_edit((cfg), e_, __VA_ARGS__, (const char *)NULL);                 \
+        CHECK_MSG(s_ == RD_OK, "status %s: %s", rd_status_str(s_), e_);                        \
+    } while (0)
+
+/* edits must fail with RD_ERR_CONFIG and a message containing needle */
+#define EXPECT_ERR(needle, ...)                                                                \
+    do {                                                                                       \
+        char e_[ERR_LEN];                                                                      \
+        struct rd_config c_;                                                                   \
+        rd_status s_ = parse_edit(&c_, e_, __VA_ARGS__, (const char *)NULL);                   \
+        CHECK_MSG(s_ == RD_ERR_CONFIG, "expected RD_ERR_CONFIG naming '%s', got %s ('%s')",     \
+                  (needle), rd_status_str(s_), e_);                                            \
+        CHECK_MSG(strstr(e_, (needle)) != NULL, "error '%s' does not name '%s'", e_, (needle)); \
+    } while (0)
+
+/* raw text must fail with RD_ERR_CONFIG and a message containing needle */
+static void expect_text_err(const char *text, const char *needle)
+{
+    struct rd_config c;
+    char e[ERR_LEN] = "";
+    rd_status st = rd_config_parse(text, NULL, &c, e, ERR_LEN);
+    CHECK_MSG(st == RD_ERR_CONFIG, "text '%s': got %s", text, rd_status_str(st));
+    CHECK_MSG(strstr(e, needle) != NULL, "text '%s': error '%s' does not name '%s'", text, e, needle);
+}
+
+static int near(double a, double b)
+{
+    return fabs(a - b) <= 1e-12 * (fabs(b) > 1 ? fabs(b) : 1);
+}
+
+/* Compares the rope-related fields of two configs; prints which differ. */
+static int same_rope(const struct rd_config *a, const struct rd_config *b, const char *what)
+{
+    const struct rd_rope_config *x = &a->rope, *y = &b->rope;
+    int ok = 1;
+#define SAME(f, cond)                                                                          \
+    if (!(cond)) {                                                                             \
+        fprintf(stderr, "  %s: field %s differs\n", what, f);                                  \
+        ok = 0;                                                                                \
+    }
+    SAME("type", x->type == y->type);
+    SAME("theta", near(x->theta, y->theta));
+    SAME("factor", near(x->factor, y->factor));
+    SAME("has_factor", x->has_factor == y->has_factor);
+    SAME("original_max_pos", x->original_max_pos == y->original_max_pos);
+    SAME("low_freq_factor", near(x->low_freq_factor, y->low_freq_factor));
+    SAME("high_freq_factor", near(x->high_freq_factor, y->high_freq_factor));
+    SAME("beta_fast", near(x->beta_fast, y->beta_fast));
+    SAME("beta_slow", near(x->beta_slow, y->beta_slow));
+    SAME("mscale", near(x->mscale, y->mscale));
+    SAME("mscale_all_dim", near(x->mscale_all_dim, y->mscale_all_dim));
+    SAME("has_attention_factor", x->has_attention_factor == y->has_attention_factor);
+    SAME("attention_factor", !x->has_attention_factor || near(x->attention_factor, y->attention_factor));
+    SAME("truncate", x->truncate == y->truncate);
+    SAME("n_short", x->n_short == y->n_short);
+    SAME("n_long", x->n_long == y->n_long);
+    for (int i = 0; i < x->n_short && i < y->n_short; i++) SAME("short_factor[i]", near(x->short_factor[i], y->short_factor[i]));
+    for (int i = 0; i < x->n_long && i < y->n_long; i++) SAME("long_factor[i]", near(x->long_factor[i], y->long_factor[i]));
+    SAME("rope_style", a->rope_style == b->rope_style);
+    SAME("rope_freq_dtype", a->rope_freq_dtype == b->rope_freq_dtype);
+    SAME("rotary_dim", a->rotary_dim == b->rotary_dim);
+    SAME("max_position_embeddings", a->max_position_embeddings == b->max_position_embeddings);
+#undef SAME
+    return ok;
+}
+
+static int same_sizes(const struct rd_config *a, const struct rd_config *b, const char *what)
+{
+    int ok = a->hidden_size == b->hidden_size && a->intermediate_size == b->intermediate_size &&
+             a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
+             a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim &&
+             a->vocab_size == b->vocab_size && near(a->rms_norm_eps, b->rms_norm_eps) &&
+             a->tie_word_embeddings == b->tie_word_embeddings &&
+             a->bos_token_id == b->bos_token_id && a->n_eos == b->n_eos &&
+             a->dtype == b->dtype && a->dtype_given == b->dtype_given;
+    for (int i = 0; ok && i < a->n_eos; i++) ok = a->eos_token_ids[i] == b->eos_token_ids[i];
+    if (!ok) fprintf(stderr, "  %s: sizes / token ids / dtype differ\n", what);
+    return ok;
+}
+
+/* ---- defaults and plain fields ---- */
+
+static void test_defaults(void)
+{
+    struct rd_config c;
+    PARSE_OK(&c, NULL, NULL);
+    CHECK(c.hidden_size == 64 && c.intermediate_size == 176 && c.n_layers == 2);
+    CHECK(c.n_heads == 4 && c.vocab_size == 256);
+    CHECK(c.n_kv_heads == 4); /* defaults to num_attention_heads */
+    CHECK(c.head_dim == 16);  /* hidden_size / num_attention_heads */
+    CHECK(c.rotary_dim == 16);
+    CHECK(c.partial_rotary_factor == 1.0);
+    CHECK(c.rms_norm_eps == 1e-6);
+    CHECK(c.max_position_embeddings == 2048);
+    CHECK(!c.tie_word_embeddings);
+    CHECK(c.bos_token_id == -1 && c.n_eos == 0);
+    CHECK(c.rope.type == RD_ROPE_TYPE_DEFAULT && c.rope.theta == 10000.0);
+    CHECK(!c.rope.has_factor && !c.rope.has_attention_factor);
+    CHECK(c.rope_style == RD_ROPE_NEOX);
+    CHECK(c.dtype == RD_DTYPE_F32 && !c.dtype_given);
+    CHECK(c.checkpoint_path[0] == 0 && c.tokenizer_path[0] == 0);
+
+    /* model_type may be absent, or mistral */
+    PARSE_OK(&c, "model_type", NULL);
+    PARSE_OK(&c, "model_type", "\"mistral\"");
+    /* hidden_act silu, biases false are accepted */
+    PARSE_OK(&c, "hidden_act", "\"silu\"", "attention_bias", "false", "mlp_bias", "false");
+    /* nulls are "absent" */
+    PARSE_OK(&c, "num_key_value_heads", "null", "head_dim", "null", "rope_scaling", "null",
+             "eos_token_id", "null", "bos_token_id", "null");
+    CHECK(c.n_kv_heads == 4 && c.head_dim == 16 && c.n_eos == 0 && c.bos_token_id == -1);
+    /* unknown fields are ignored */
+    PARSE_OK(&c, "architectures", "[\"LlamaForCausalLM\"]", "use_cache", "true",
+             "transformers_version", "\"5.17.0\"");
+}
+
+static void test_plain_fields(void)
+{
+    struct rd_config c;
+    PARSE_OK(&c, "num_key_value_heads", "2", "rms_norm_eps", "1e-05",
+             "max_position_embeddings", "4096", "bos_token_id", "1", "eos_token_id", "2",
+             "tie_word_embeddings", "true");
+    CHECK(c.n_kv_heads == 2);
+    CHECK(c.rms_norm_eps == 1e-5);
+    CHECK(c.max_position_embeddings == 4096);
+    CHECK(c.bos_token_id == 1);
+    CHECK(c.n_eos == 1 && c.eos_token_ids[0] == 2);
+    CHECK(c.tie_word_embeddings);
+    PARSE_OK(&c, "tie_word_embeddings", "false");
+    CHECK(!c.tie_word_embeddings);
+    PARSE_OK(&c, "num_key_value_heads", "1");
+    CHECK(c.n_kv_heads == 1);
+
+    /* eos list (Llama 3 style) */
+    PARSE_OK(&c, "eos_token_id", "[2, 5, 255]");
+    CHECK(c.n_eos == 3 && c.eos_token_ids[0] == 2 && c.eos_token_ids[1] == 5 &&
+          c.eos_token_ids[2] == 255);
+    PARSE_OK(&c, "eos_token_id", "[]");
+    CHECK(c.n_eos == 0);
+    PARSE_OK(&c, "eos_token_id", "0");
+    CHECK(c.n_eos == 1 && c.eos_token_ids[0] == 0);
+    /* integral floats are integers */
+    PARSE_OK(&c, "hidden_size", "64.0");
+    CHECK(c.hidden_size == 64);
+
+    /* head_dim given (hidden_size not a multiple of heads x head_dim, as in Gemma / Qwen3) */
+    PARSE_OK(&c, "hidden_size", "96", "num_attention_heads", "6", "num_key_value_heads", "1",
+             "head_dim", "32");
+    CHECK(c.head_dim == 32 && c.rotary_dim == 32 && c.n_heads == 6 && c.n_kv_heads == 1);
+    /* head_dim given and equal to the derived one */
+    PARSE_OK(&c, "head_dim", "16");
+    CHECK(c.head_dim == 16);
+    /* derived head_dim needs hidden_size % heads == 0; a given one does not */
+    PARSE_OK(&c, "hidden_size", "104", "num_attention_heads", "4");
+    CHECK(c.head_dim == 26 && c.rotary_dim == 26);
+    PARSE_OK(&c, "hidden_size", "100", "num_attention_heads", "8", "head_dim", "12");
+    CHECK(c.head_dim == 12 && c.rotary_dim == 12);
+}
+
+/* ---- rope: both spellings, every type ---- */
+
+static void test_rope_spellings(void)
+{
+    struct rd_config a, b;
+    /* default rope: transformers-5 spelling and hub spelling (rope_scaling null or absent) */
+    PARSE_OK(&a, "rope_parameters", "{\"rope_type\": \"default\", \"rope_theta\": 500000.0}");
+    CHECK(a.rope.type == RD_ROPE_TYPE_DEFAULT && a.rope.theta == 500000.0);
+    PARSE_OK(&b, "rope_theta", "500000.0", "rope_scaling", "null");
+    CHECK(same_rope(&a, &b, "default: rope_parameters vs rope_theta + null rope_scaling"));
+    PARSE_OK(&b, "rope_theta", "500000.0");
+    CHECK(same_rope(&a, &b, "default: rope_parameters vs rope_theta alone"));
+    /* rope_parameters without rope_type is the default type */
+    PARSE_OK(&b, "rope_parameters", "{\"rope_theta\": 500000.0}");
+    CHECK(same_rope(&a, &b, "rope_parameters without rope_type"));
+    /* rope_parameters without rope_theta: the top-level rope_theta is used */
+    PARSE_OK(&b, "rope_theta", "500000.0", "rope_parameters", "{\"rope_type\": \"default\"}");
+    CHECK(b.rope.theta == 500000.0);
+
+    /* linear: "type" (old hub files), "rope_type" (newer), rope_parameters */
+    PARSE_OK(&a, "rope_parameters", "{\"rope_type\": \"linear\", \"factor\": 2.0, \"rope_theta\": 10000.0}");
+    CHECK(a.rope.type == RD_ROPE_TYPE_LINEAR && a.rope.factor == 2.0 && a.rope.has_factor);
+    PARSE_OK(&b, "rope_theta", "10000.0", "rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}");
+    CHECK(same_rope(&a, &b, "linear: type"));
+    PARSE_OK(&b, "rope_theta", "10000.0", "rope_scaling", "{\"rope_type\": \"linear\", \"factor\": 2.0}");
+    CHECK(same_rope(&a, &b, "linear: rope_type"));
+    /* rope_type wins over type when both are there */
+    PARSE_OK(&b, "rope_scaling", "{\"rope_type\": \"linear\", \"type\": \"dynamic\", \"factor\": 2.0}");
+    CHECK(b.rope.type == RD_ROPE_TYPE_LINEAR);
+    /* rope_parameters wins over rope_scaling */
+    PARSE_OK(&b, "rope_parameters", "{\"rope_type\": \"linear\", \"factor\": 2.0}", "rope_scaling",
+             "{\"rope_type\": \"dynamic\", \"factor\": 3.0}");
+    CHECK(b.rope.type == RD_ROPE_TYPE_LINEAR && b.rope.factor == 2.0);
+    /* linear accepts a factor below 1 (compression) */
+    PARSE_OK(&b, "rope_parameters", "{\"rope_type\": \"linear\", \"factor\": 0.5}");
+    CHECK(b.rope.factor == 0.5);
+}
+
+static void test_rope_types(void)
+{
+    struct rd_config c;
+    PARSE_OK(&c, "rope_parameters", "{\"rope_type\": \"dynamic\", \"factor\": 4.0, \"rope_theta\": 20000}");
+    CHECK(c.rope.type == RD_ROPE_TYPE_DYNAMIC && c.rope.factor == 4.0 && c.rope.theta == 20000.0);
+
+    PARSE_OK(&c, "rope_parameters",
+             "{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.5,"
+             " \"high_freq_factor\": 3.0, \"original_max_position_embeddings\": 8192,"
+             " \"rope_theta\": 500000.0}");
+    CHECK(c.rope.type == RD_ROPE_TYPE_LLAMA3 && c.rope.factor == 8.0);
+    CHECK(c.rope.low_freq_factor == 1.5 && c.rope.high_freq_factor == 3.0);
+    CHECK(c.rope.original_max_pos == 8192 && c.rope.theta == 500000.0);
+    /* llama3 defaults for the two band factors */
+    PARSE_OK(&c, "rope_scaling", "{\"rope_type\": \"llama3\", \"factor\": 8.0,"
+                                 " \"original_max_position_embeddings\": 64}");
+    CHECK(c.rope.low_freq_factor == 1.0 && c.rope.high_freq_factor == 4.0);
+
+    /* yarn with every field */
+    PARSE_OK(&c, "rope_parameters",
+             "{\"rope_type\": \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 128,"
+             " \"beta_fast\": 16, \"beta_slow\": 2, \"mscale\": 0.8, \"mscale_all_dim\": 0.5,"
+             " \"attention_factor\": 1.25, \"truncate\": false}");
+    CHECK(c.rope.type == RD_ROPE_TYPE_YARN && c.rope.factor == 4.0 && c.rope.original_max_pos == 128);
+    CHECK(c.rope.beta_fast == 16.0 && c.rope.beta_slow == 2.0);
+    CHECK(c.rope.mscale == 0.8 && c.rope.mscale_all_dim == 0.5);
+    CHECK(c.rope.has_attention_factor && c.rope.attention_factor == 1.25);
+    CHECK(!c.rope.truncate);
+    /* yarn defaults */
+    PARSE_OK(&c, "rope_scaling", "{\"type\": \"yarn\", \"factor\": 2.0}");
+    CHECK(c.rope.type == RD_ROPE_TYPE_YARN && c.rope.beta_fast == 32.0 && c.rope.beta_slow == 1.0);
+    CHECK(c.rope.mscale == 0 && c.rope.mscale_all_dim == 0 && !c.rope.has_attention_factor);
+    CHECK(c.rope.truncate && c.rope.original_max_pos == 0);
+
+    /* longrope: head_dim 16 -> 8 factors each; factor is optional */
+    const char *lr = "{\"rope_type\": \"longrope\", \"original_max_position_embeddings\": 128,"
+                     " \"short_factor\": [1, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35],"
+                     " \"long_factor\": [1, 1.4, 1.8, 2.2, 2.6, 3, 3.4, 3.8]}";
+    PARSE_OK(&c, "rope_parameters", lr, "max_position_embeddings", "512");
+    CHECK(c.rope.type == RD_ROPE_TYPE_LONGROPE && !c.rope.has_factor);
+    CHECK(c.rope.n_short == 8 && c.rope.n_long == 8);
+    CHECK(c.rope.short_factor[1] == 1.05 && c.rope.short_factor[7] == 1.35);
+    CHECK(c.rope.long_factor[0] == 1.0 && c.rope.long_factor[7] == 3.8);
+    CHECK(c.rope.original_max_pos == 128);
+    PARSE_OK(&c, "rope_scaling",
+             "{\"type\": \"longrope\", \"factor\": 4.0, \"attention_factor\": 1.1,"
+             " \"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1], \"long_factor\": [2, 2, 2, 2, 2, 2, 2, 2]}");
+    CHECK(c.rope.type == RD_ROPE_TYPE_LONGROPE && c.rope.has_factor && c.rope.factor == 4.0);
+    CHECK(c.rope.has_attention_factor && c.rope.attention_factor == 1.1);
+    /* Phi-3 style: original_max_position_embeddings at the top level */
+    PARSE_OK(&c, "rope_scaling",
+             "{\"type\": \"longrope\", \"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1],"
+             " \"long_factor\": [2, 2, 2, 2, 2, 2, 2, 2]}",
+             "original_max_position_embeddings", "4096");
+    CHECK(c.rope.original_max_pos == 4096);
+    /* longrope with partial rotary: factor lists have rotary_dim / 2 entries */
+    PARSE_OK(&c, "partial_rotary_factor", "0.5", "rope_scaling",
+             "{\"type\": \"longrope\", \"short_factor\": [1, 1, 1, 1], \"long_factor\": [2, 2, 2, 2]}");
+    CHECK(c.rotary_dim == 8 && c.rope.n_short == 4);
+}
+
+static void test_partial_rotary(void)
+{
+    struct rd_config c;
+    PARSE_OK(&c, "partial_rotary_factor", "0.5");
+    CHECK(c.partial_rotary_factor == 0.5 && c.rotary_dim == 8 && c.head_dim == 16);
+    PARSE_OK(&c, "rope_parameters", "{\"rope_type\": \"default\", \"partial_rotary_factor\": 0.25}");
+    CHECK(c.partial_rotary_factor == 0.25 && c.rotary_dim == 4);
+    PARSE_OK(&c, "rope_theta", "10000", "rope_scaling",
+             "{\"type\": \"linear\", \"factor\": 2.0}", "partial_rotary_factor", "0.75");
+    CHECK(c.rotary_dim == 12 && c.rope.type == RD_ROPE_TYPE_LINEAR);
+    PARSE_OK(&c, "partial_rotary_factor", "1");
+    CHECK(c.rotary_dim == 16);
+    /* int(head_dim * factor), as transformers: 32 * 0.4 = 12.8 -> 12 */
+    PARSE_OK(&c, "hidden_size", "128", "partial_rotary_factor", "0.4");
+    CHECK(c.head_dim == 32 && c.rotary_dim == 12);
+    /* ropedist.rotary_dim overrides the factor */
+    PARSE_OK(&c, "partial_rotary_factor", "0.5", "ropedist", "{\"rotary_dim\": 6}");
+    CHECK(c.rotary_dim == 6);
+
+    EXPECT_ERR("partial_rotary_factor", "partial_rotary_factor", "0");
+    EXPECT_ERR("partial_rotary_factor", "partial_rotary_factor", "-0.5");
+    EXPECT_ERR("partial_rotary_factor", "partial_rotary_factor", "1.5");
+    EXPECT_ERR("partial_rotary_factor", "partial_rotary_factor", "\"half\"");
+    EXPECT_ERR("partial_rotary_factor", "rope_parameters",
+               "{\"rope_type\": \"default\", \"partial_rotary_factor\": 2}");
+    EXPECT_ERR("partial_rotary_factor", "rope_parameters",
+               "{\"rope_type\": \"default\", \"partial_rotary_factor\": \"x\"}");
+    /* 16 * 0.3125 = 5: odd */
+    EXPECT_ERR("rotary dim 5", "partial_rotary_factor", "0.3125");
+    /* 16 * 0.05 = 0.8 -> 0 */
+    EXPECT_ERR("rotary dim 0", "partial_rotary_factor", "0.05");
+}
+
+static void test_ropedist_section(void)
+{
+    struct rd_config c;
+    PARSE_OK(&c, "ropedist",
+             "{\"checkpoint\": \"model.h5\", \"tokenizer\": \"tok/tokenizer.json\","
+             " \"rope_style\": \"gptj\", \"dtype\": \"bf16\", \"rotary_dim\": 8}");
+    CHECK_MSG(!strcmp(c.checkpoint_path, BASE_DIR "/model.h5"), "%s", c.checkpoint_path);
+    CHECK_MSG(!strcmp(c.tokenizer_path, BASE_DIR "/tok/tokenizer.json"), "%s", c.tokenizer_path);
+    CHECK(c.rope_style == RD_ROPE_GPTJ);
+    CHECK(c.dtype == RD_DTYPE_BF16 && c.dtype_given);
+    CHECK(c.rotary_dim == 8);
+    PARSE_OK(&c, "ropedist", "{\"rope_style\": \"neox\", \"dtype\": \"fp16\"}");
+    CHECK(c.rope_style == RD_ROPE_NEOX && c.dtype == RD_DTYPE_F16 && c.dtype_given);
+    CHECK(c.checkpoint_path[0] == 0 && c.tokenizer_path[0] == 0 && c.rotary_dim == 16);
+    PARSE_OK(&c, "ropedist", "{\"dtype\": \"fp32\"}");
+    CHECK(c.dtype == RD_DTYPE_F32 && c.dtype_given);
+    PARSE_OK(&c, "ropedist", "{}");
+    CHECK(!c.dtype_given && c.rope_style == RD_ROPE_NEOX);
+    /* absolute paths are kept */
+    PARSE_OK(&c, "ropedist", "{\"checkpoint\": \"/abs/m.h5\", \"tokenizer\": \"/abs/t.json\"}");
+    CHECK_MSG(!strcmp(c.checkpoint_path, "/abs/m.h5"), "%s", c.checkpoint_path);
+    CHECK_MSG(!strcmp(c.tokenizer_path, "/abs/t.json"), "%s", c.tokenizer_path);
+    /* base_dir NULL: relative to the current directory */
+    char e[ERR_LEN];
+    rd_status st = rd_config_parse("{\"hidden_size\": 64, \"intermediate_size\": 8, "
+                                   "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, "
+                                   "\"vocab_size\": 10, \"ropedist\": {\"checkpoint\": \"m.h5\"}}",
+                                   NULL, &c, e, ERR_LEN);
+    CHECK_MSG(st == RD_OK, "%s", e);
+    CHECK_MSG(!strcmp(c.checkpoint_path, "m.h5"), "%s", c.checkpoint_path);
+
+    /* rope_freq_dtype: from the model's dtype / torch_dtype, overridden by the ropedist section */
+    PARSE_OK(&c, NULL, NULL);
+    CHECK(c.rope_freq_dtype == RD_DTYPE_F32);
+    PARSE_OK(&c, "dtype", "\"bfloat16\"");
+    CHECK(c.rope_freq_dtype == RD_DTYPE_BF16 && !c.dtype_given);
+    PARSE_OK(&c, "torch_dtype", "\"float16\"");
+    CHECK(c.rope_freq_dtype == RD_DTYPE_F16);
+    PARSE_OK(&c, "dtype", "\"float32\"");
+    CHECK(c.rope_freq_dtype == RD_DTYPE_F32);
+    PARSE_OK(&c, "dtype", "\"bfloat16\"", "ropedist", "{\"rope_freq_dtype\": \"fp32\"}");
+    CHECK(c.rope_freq_dtype == RD_DTYPE_F32);
+    PARSE_OK(&c, "ropedist", "{\"rope_freq_dtype\": \"bf16\"}");
+    CHECK(c.rope_freq_dtype == RD_DTYPE_BF16 && !c.dtype_given);
+    EXPECT_ERR("ropedist.rope_freq_dtype", "ropedist", "{\"rope_freq_dtype\": \"float64\"}");
+    EXPECT_ERR("ropedist.rope_freq_dtype", "ropedist", "{\"rope_freq_dtype\": 16}");
+    EXPECT_ERR("dtype", "dtype", "16");
+    EXPECT_ERR("torch_dtype", "torch_dtype", "[]");
+
+    EXPECT_ERR("ropedist.rope_style", "ropedist", "{\"rope_style\": \"rotate_half\"}");
+    EXPECT_ERR("ropedist.rope_style", "ropedist", "{\"rope_style\": \"NEOX\"}");
+    EXPECT_ERR("ropedist.rope_style", "ropedist", "{\"rope_style\": 1}");
+    EXPECT_ERR("ropedist.dtype", "ropedist", "{\"dtype\": \"int8\"}");
+    EXPECT_ERR("ropedist.dtype", "ropedist", "{\"dtype\": 32}");
+    EXPECT_ERR("ropedist.checkpoint", "ropedist", "{\"checkpoint\": 5}");
+    EXPECT_ERR("ropedist.tokenizer", "ropedist", "{\"tokenizer\": [\"a\"]}");
+    EXPECT_ERR("ropedist.rotary_dim", "ropedist", "{\"rotary_dim\": 0}");
+    EXPECT_ERR("ropedist.rotary_dim", "ropedist", "{\"rotary_dim\": -2}");
+    EXPECT_ERR("ropedist.rotary_dim", "ropedist", "{\"rotary_dim\": 7.5}");
+    EXPECT_ERR("ropedist.rotary_dim", "ropedist", "{\"rotary_dim\": \"8\"}");
+    EXPECT_ERR("rotary dim 7", "ropedist", "{\"rotary_dim\": 7}");
+    EXPECT_ERR("rotary dim 32", "ropedist", "{\"rotary_dim\": 32}");
+    EXPECT_ERR("ropedist", "ropedist", "\"gptj\"");
+    EXPECT_ERR("ropedist", "ropedist", "[1]");
+}
+
+/* ---- errors ---- */
+
+static void test_required_fields(void)
+{
+    static const char *const req[] = {"hidden_size", "intermediate_size", "num_hidden_layers",
+                                      "num_attention_heads", "vocab_size"};
+    for (int i = 0; i < 5; i++) {
+        const char *f = req[i];
+        EXPECT_ERR(f, f, NULL);                  /* missing */
+        EXPECT_ERR(f, f, "null");                /* null is missing */
+        EXPECT_ERR(f, f, "-4");                  /* negative */
+        EXPECT_ERR(f, f, "0");                   /* zero */
+        EXPECT_ERR(f, f, "2.5");                 /* not an integer */
+        EXPECT_ERR(f, f, "\"64\"");              /* string for a number */
+        EXPECT_ERR(f, f, "true");
+        EXPECT_ERR(f, f, "[64]");
+        EXPECT_ERR(f, f, "{}");
+        EXPECT_ERR(f, f, "1e12");                /* does not fit an int */
+    }
+    /* the "missing" message says missing */
+    struct rd_config c;
+    char e[ERR_LEN];
+    CHECK(parse_edit(&c, e, "vocab_size", (const char *)NULL, (const char *)NULL) == RD_ERR_CONFIG);
+    CHECK_MSG(strstr(e, "missing") != NULL, "%s", e);
+}
+
+static void test_invalid_fields(void)
+{
+    /* kv heads */
+    EXPECT_ERR("num_key_value_heads", "num_key_value_heads", "3");
+    EXPECT_ERR("num_key_value_heads", "num_key_value_heads", "8");
+    EXPECT_ERR("num_key_value_heads", "num_key_value_heads", "0");
+    EXPECT_ERR("num_key_value_heads", "num_key_value_heads", "-2");
+    EXPECT_ERR("num_key_value_heads", "num_key_value_heads", "1.5");
+    EXPECT_ERR("num_key_value_heads", "num_key_value_heads", "\"2\"");
+    /* head_dim */
+    EXPECT_ERR("head_dim", "head_dim", "-16");
+    EXPECT_ERR("head_dim", "head_dim", "16.5");
+    EXPECT_ERR("head_dim", "head_dim", "\"16\"");
+    EXPECT_ERR("head_dim", "head_dim", "100000");
+    EXPECT_ERR("head_dim", "hidden_size", "66"); /* 66 % 4 != 0 and no head_dim: says give head_dim */
+    EXPECT_ERR("hidden_size", "hidden_size", "66");
+    /* other numbers */
+    EXPECT_ERR("rms_norm_eps", "rms_norm_eps", "0");
+    EXPECT_ERR("rms_norm_eps", "rms_norm_eps", "-1e-6");
+    EXPECT_ERR("rms_norm_eps", "rms_norm_eps", "2");
+    EXPECT_ERR("rms_norm_eps", "rms_norm_eps", "\"1e-6\"");
+    EXPECT_ERR("max_position_embeddings", "max_position_embeddings", "0");
+    EXPECT_ERR("max_position_embeddings", "max_position_embeddings", "-5");
+    EXPECT_ERR("max_position_embeddings", "max_position_embeddings", "100.5");
+    EXPECT_ERR("bos_token_id", "bos_token_id", "256"); /* outside the vocabulary */
+    EXPECT_ERR("bos_token_id", "bos_token_id", "\"<s>\"");
+    EXPECT_ERR("bos_token_id", "bos_token_id", "1.5");
+    EXPECT_ERR("eos_token_id", "eos_token_id", "300");
+    EXPECT_ERR("eos_token_id", "eos_token_id", "-1");
+    EXPECT_ERR("eos_token_id", "eos_token_id", "\"</s>\"");
+    EXPECT_ERR("eos_token_id", "eos_token_id", "2.5");
+    EXPECT_ERR("eos_token_id", "eos_token_id", "[2, \"x\"]");
+    EXPECT_ERR("eos_token_id", "eos_token_id", "[2, -1]");
+    EXPECT_ERR("eos_token_id", "eos_token_id", "[2, 256]");
+    EXPECT_ERR("eos_token_id", "eos_token_id", "[2, 3.5]");
+    EXPECT_ERR("eos_token_id", "eos_token_id", "{}");
+    /* more ids than RD_MAX_EOS must not be dropped silently (generation would not stop on them) */
+    EXPECT_ERR("eos_token_id", "eos_token_id", "[1, 2, 3, 4, 5, 6, 7, 8, 9]");
+    EXPECT_ERR("tie_word_embeddings", "tie_word_embeddings", "1");
+    EXPECT_ERR("tie_word_embeddings", "tie_word_embeddings", "\"true\"");
+    /* unsupported architectures */
+    EXPECT_ERR("hidden_act", "hidden_act", "\"gelu\"");
+    EXPECT_ERR("hidden_act", "hidden_act", "\"gelu_pytorch_tanh\"");
+    EXPECT_ERR("hidden_act", "hidden_act", "3");
+    EXPECT_ERR("attention_bias", "attention_bias", "true");
+    EXPECT_ERR("attention_bias", "attention_bias", "\"no\"");
+    EXPECT_ERR("mlp_bias", "mlp_bias", "true");
+    EXPECT_ERR("model_type", "model_type", "\"gpt2\"");
+    EXPECT_ERR("model_type", "model_type", "7");
+
+    /* rope */
+    EXPECT_ERR("rope_theta", "rope_theta", "-1");
+    EXPECT_ERR("rope_theta", "rope_theta", "0");
+    EXPECT_ERR("rope_theta", "rope_theta", "\"10000\"");
+    EXPECT_ERR("rope_theta", "rope_parameters", "{\"rope_type\": \"default\", \"rope_theta\": 0}");
+    EXPECT_ERR("rope_parameters.rope_theta", "rope_parameters", "{\"rope_theta\": \"big\"}");
+    EXPECT_ERR("rope_scaling", "rope_scaling", "\"linear\"");
+    EXPECT_ERR("rope_scaling", "rope_scaling", "2.0");
+    EXPECT_ERR("rope_parameters", "rope_parameters", "[1]");
+    EXPECT_ERR("rope_type", "rope_parameters", "{\"rope_type\": 3}");
+    EXPECT_ERR("type", "rope_scaling", "{\"type\": false}");
+    /* unknown rope types: the message lists the supported ones */
+    static const char *const bad_types[] = {"su", "mrope", "ntk", "Linear", ""};
+    for (int i = 0; i < 5; i++) {
+        char v[64];
+        snprintf(v, sizeof v, "{\"rope_type\": \"%s\", \"factor\": 2.0}", bad_types[i]);
+        static const char *const names[] = {"rope_type",  "default", "linear", "dynamic",
+                                            "llama3", "yarn",    "longrope"};
+        for (int j = 0; j < 7; j++) EXPECT_ERR(names[j], "rope_parameters", v);
+        EXPECT_ERR("rope_scaling.rope_type", "rope_scaling", v);
+    }
+    /* factor required, >= 1 (linear: > 0), a number */
+    static const char *const needs_factor[] = {"linear", "dynamic", "llama3", "yarn"};
+    for (int i = 0; i < 4; i++) {
+        char v[160];
+        snprintf(v, sizeof v, "{\"rope_type\": \"%s\", \"original_max_position_embeddings\": 64}",
+                 needs_factor[i]);
+        EXPECT_ERR("factor", "rope_parameters", v);
+        snprintf(v, sizeof v,
+                 "{\"rope_type\": \"%s\", \"factor\": \"2\", \"original_max_position_embeddings\": 64}",
+                 needs_factor[i]);
+        EXPECT_ERR("rope_parameters.factor", "rope_parameters", v);
+        snprintf(v, sizeof v,
+                 "{\"rope_type\": \"%s\", \"factor\": 0, \"original_max_position_embeddings\": 64}",
+                 needs_factor[i]);
+        EXPECT_ERR("factor", "rope_parameters", v);
+        snprintf(v, sizeof v,
+                 "{\"rope_type\": \"%s\", \"factor\": -2, \"original_max_position_embeddings\": 64}",
+                 needs_factor[i]);
+        EXPECT_ERR("factor", "rope_scaling", v);
+    }
+    EXPECT_ERR("factor", "rope_parameters", "{\"rope_type\": \"dynamic\", \"factor\": 0.5}");
+    EXPECT_ERR("factor", "rope_parameters", "{\"rope_type\": \"yarn\", \"factor\": 0.5}");
+    EXPECT_ERR("factor", "rope_parameters",
+               "{\"rope_type\": \"llama3\", \"factor\": 0.5, \"original_max_position_embeddings\": 64}");
+    /* llama3 needs original_max_position_embeddings */
+    EXPECT_ERR("original_max_position_embeddings", "rope_parameters",
+               "{\"rope_type\": \"llama3\", \"factor\": 8}");
+    EXPECT_ERR("original_max_position_embeddings", "rope_parameters",
+               "{\"rope_type\": \"llama3\", \"factor\": 8, \"original_max_position_embeddings\": 6.5}");
+    EXPECT_ERR("low_freq_factor", "rope_parameters",
+               "{\"rope_type\": \"llama3\", \"factor\": 8, \"original_max_position_embeddings\": 64,"
+               " \"low_freq_factor\": \"1\"}");
+    EXPECT_ERR("high_freq_factor", "rope_parameters",
+               "{\"rope_type\": \"llama3\", \"factor\": 8, \"original_max_position_embeddings\": 64,"
+               " \"high_freq_factor\": []}");
+    /* yarn fields */
+    EXPECT_ERR("beta_fast", "rope_parameters", "{\"rope_type\": \"yarn\", \"factor\": 2, \"beta_fast\": \"32\"}");
+    EXPECT_ERR("beta_slow", "rope_parameters", "{\"rope_type\": \"yarn\", \"factor\": 2, \"beta_slow\": true}");
+    EXPECT_ERR("mscale", "rope_parameters", "{\"rope_type\": \"yarn\", \"factor\": 2, \"mscale\": \"1\"}");
+    EXPECT_ERR("mscale_all_dim", "rope_parameters", "{\"rope_type\": \"yarn\", \"factor\": 2, \"mscale_all_dim\": {}}");
+    EXPECT_ERR("attention_factor", "rope_parameters", "{\"rope_type\": \"yarn\", \"factor\": 2, \"attention_factor\": \"x\"}");
+    EXPECT_ERR("truncate", "rope_parameters", "{\"rope_type\": \"yarn\", \"factor\": 2, \"truncate\": \"yes\"}");
+    EXPECT_ERR("original_max_position_embeddings", "rope_parameters",
+               "{\"rope_type\": \"yarn\", \"factor\": 2, \"original_max_position_embeddings\": -1}");
+    /* longrope factor lists */
+    EXPECT_ERR("short_factor", "rope_parameters",
+               "{\"rope_type\": \"longrope\", \"long_factor\": [1, 1, 1, 1, 1, 1, 1, 1]}");
+    EXPECT_ERR("long_factor", "rope_parameters",
+               "{\"rope_type\": \"longrope\", \"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1]}");
+    EXPECT_ERR("long_factor", "rope_parameters",
+               "{\"rope_type\": \"longrope\", \"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1],"
+               " \"long_factor\": [1, 1, 1]}"); /* wrong length: 8 needed */
+    EXPECT_ERR("short_factor", "rope_parameters",
+               "{\"rope_type\": \"longrope\", \"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1, 1],"
+               " \"long_factor\": [1, 1, 1, 1, 1, 1, 1, 1]}");
+    EXPECT_ERR("short_factor[2]", "rope_parameters",
+               "{\"rope_type\": \"longrope\", \"short_factor\": [1, 1, -1, 1, 1, 1, 1, 1],"
+               " \"long_factor\": [1, 1, 1, 1, 1, 1, 1, 1]}");
+    EXPECT_ERR("long_factor[0]", "rope_parameters",
+               "{\"rope_type\": \"longrope\", \"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1],"
+               " \"long_factor\": [\"1\", 1, 1, 1, 1, 1, 1, 1]}");
+    EXPECT_ERR("short_factor", "rope_parameters",
+               "{\"rope_type\": \"longrope\", \"short_factor\": 1.0,"
+               " \"long_factor\": [1, 1, 1, 1, 1, 1, 1, 1]}");
+
+    /* not JSON, not an object */
+    expect_text_err("", "JSON");
+    expect_text_err("{\"hidden_size\": 64,", "JSON");
+    expect_text_err("{hidden_size: 64}", "JSON");
+    expect_text_err("[1, 2]", "object");
+    expect_text_err("42", "object");
+    expect_text_err("\"config\"", "object");
+    expect_text_err("null", "object");
+
+    /* err may be NULL; a short err buffer is truncated, not overrun */
+    struct rd_config c;
+    CHECK(rd_config_parse("{}", NULL, &c, NULL, 0) == RD_ERR_CONFIG);
+    char small[12];
+    memset(small, 'x', sizeof small);
+    CHECK(rd_config_parse("{}", NULL, &c, small, 8) == RD_ERR_CONFIG);
+    CHECK(strlen(small) == 7 && small[8] == 'x');
+}
+
+/* ---- files ---- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_load(void)
+{
+    struct rd_config c;
+    char e[ERR_LEN] = "";
+    const char *missing = "/nonexistent/dir/config.json";
+    rd_status st = rd_config_load(missing, &c, e, ERR_LEN);
+    CHECK_MSG(st == RD_ERR_IO, "got %s", rd_status_str(st));
+    CHECK_MSG(strstr(e, missing) != NULL, "'%s' does not name the path", e);
+
+    char dir[512], path[1024], want[1200];
+    rd_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_file(path, "{\"hidden_size\": 64, \"intermediate_size\": 176, \"num_hidden_layers\": 2,"
+                     " \"num_attention_heads\": 4, \"vocab_size\": 256,"
+                     " \"ropedist\": {\"checkpoint\": \"model.h5\", \"tokenizer\": \"../tok.json\"}}");
+    st = rd_config_load(path, &c, e, ERR_LEN);
+    CHECK_MSG(st == RD_OK, "%s", e);
+    snprintf(want, sizeof want, "%s/model.h5", dir);
+    CHECK_MSG(!strcmp(c.checkpoint_path, want), "%s != %s", c.checkpoint_path, want);
+    snprintf(want, sizeof want, "%s/../tok.json", dir);
+    CHECK_MSG(!strcmp(c.tokenizer_path, want), "%s != %s", c.tokenizer_path, want);
+
+    /* a parse error names the file and the field */
+    write_file(path, "{\"hidden_size\": 64, \"intermediate_size\": 176, \"num_hidden_layers\": 2,"
+                     " \"vocab_size\": 256}");
+    st = rd_config_load(path, &c, e, ERR_LEN);
+    CHECK(st == RD_ERR_CONFIG);
+    CHECK_MSG(strstr(e, path) && strstr(e, "num_attention_heads"), "%s", e);
+    write_file(path, "not json");
+    st = rd_config_load(path, &c, e, ERR_LEN);
+    CHECK(st == RD_ERR_CONFIG);
+    CHECK_MSG(strstr(e, path) && strstr(e, "JSON"), "%s", e);
+    /* a directory is not a config */
+    st = rd_config_load(dir, &c, e, ERR_LEN);
+    CHECK_MSG(st != RD_OK, "loading a directory succeeded");
+    remove(path);
+    rmdir(dir);
+}
+
+/* ---- rd_config_to_json ---- */
+
+static void roundtrip(const char *what, const struct rd_config *a)
+{
+    char *txt = rd_config_to_json(a);
+    CHECK_MSG(txt != NULL, "%s: to_json failed", what);
+    if (!txt) return;
+    struct rd_config b;
+    char e[ERR_LEN];
+    rd_status st = rd_config_parse(txt, NULL, &b, e, ERR_LEN);
+    CHECK_MSG(st == RD_OK, "%s: reparse: %s\n%s", what, e, txt);
+    if (st == RD_OK) {
+        CHECK_MSG(same_sizes(a, &b, what), "%s: round trip changed sizes\n%s", what, txt);
+        CHECK_MSG(same_rope(a, &b, what), "%s: round trip changed rope\n%s", what, txt);
+    }
+    free(txt);
+}
+
+static void test_to_json(void)
+{
+    static const struct {
+        const char *name, *key, *val, *key2, *val2;
+    } cases[] = {
+        {"plain", NULL, NULL, NULL, NULL},
+        {"gqa eos list tied", "num_key_value_heads", "2", "eos_token_id", "[2, 7]"},
+        {"tied bos", "tie_word_embeddings", "true", "bos_token_id", "1"},
+        {"eps and max pos", "rms_norm_eps", "1e-05", "max_position_embeddings", "8192"},
+        {"linear", "rope_parameters", "{\"rope_type\": \"linear\", \"factor\": 2.5, \"rope_theta\": 1e6}", NULL, NULL},
+        {"dynamic", "rope_scaling", "{\"type\": \"dynamic\", \"factor\": 4}", "rope_theta", "20000"},
+        {"llama3", "rope_parameters",
+         "{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.5, \"high_freq_factor\": 3.0,"
+         " \"original_max_position_embeddings\": 8192, \"rope_theta\": 500000.0}", NULL, NULL},
+        {"yarn", "rope_parameters",
+         "{\"rope_type\": \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 128,"
+         " \"beta_fast\": 16, \"beta_slow\": 2, \"mscale\": 0.8, \"mscale_all_dim\": 0.5,"
+         " \"attention_factor\": 1.25, \"truncate\": false}", NULL, NULL},
+        {"yarn defaults", "rope_scaling", "{\"type\": \"yarn\", \"factor\": 2.0}", NULL, NULL},
+        {"longrope", "rope_parameters",
+         "{\"rope_type\": \"longrope\", \"original_max_position_embeddings\": 128,"
+         " \"short_factor\": [1, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35],"
+         " \"long_factor\": [1, 1.4, 1.8, 2.2, 2.6, 3, 3.4, 3.8]}", "max_position_embeddings", "512"},
+        {"longrope with factor", "rope_parameters",
+         "{\"rope_type\": \"longrope\", \"factor\": 4.0, \"original_max_position_embeddings\": 128,"
+         " \"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1], \"long_factor\": [2, 2, 2, 2, 2, 2, 2, 2]}",
+         NULL, NULL},
+        {"gptj bf16", "ropedist", "{\"rope_style\": \"gptj\", \"dtype\": \"bf16\"}", NULL, NULL},
+        {"partial rotary", "partial_rotary_factor", "0.5", "ropedist", "{\"rope_style\": \"gptj\"}"},
+        {"rotary_dim", "ropedist", "{\"rotary_dim\": 6}", NULL, NULL},
+        {"head_dim", "head_dim", "32", "num_key_value_heads", "1"},
+        {"bf16 model dtype", "dtype", "\"bfloat16\"", NULL, NULL},
+        {"rope_freq_dtype override", "dtype", "\"bfloat16\"", "ropedist", "{\"rope_freq_dtype\": \"fp32\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct rd_config a;
+        PARSE_OK(&a, cases[i].key, cases[i].val, cases[i].key2, cases[i].val2);
+        roundtrip(cases[i].name, &a);
+    }
+}
+
+/* ---- the golden model configs ---- */
+
+/* every number in the rope object of config.json must be in the struct */
+static void check_rope_json(const char *what, const cJSON *rp, const struct rd_config *c)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, rp)
+    {
+        const char *k = it->string;
+        double v = it->valuedouble;
+        if (!strcmp(k, "rope_type")) CHECK_MSG(!strcmp(rd_rope_type_name(c->rope.type), it->valuestring), "%s", what);
+        else if (!strcmp(k, "rope_theta")) CHECK_MSG(c->rope.theta == v, "%s theta", what);
+        else if (!strcmp(k, "factor")) CHECK_MSG(c->rope.factor == v && c->rope.has_factor, "%s factor", what);
+        else if (!strcmp(k, "original_max_position_embeddings")) CHECK_MSG(c->rope.original_max_pos == (int)v, "%s", what);
+        else if (!strcmp(k, "low_freq_factor")) CHECK_MSG(c->rope.low_freq_factor == v, "%s", what);
+        else if (!strcmp(k, "high_freq_factor")) CHECK_MSG(c->rope.high_freq_factor == v, "%s", what);
+        else if (!strcmp(k, "beta_fast")) CHECK_MSG(c->rope.beta_fast == v, "%s", what);
+        else if (!strcmp(k, "beta_slow")) CHECK_MSG(c->rope.beta_slow == v, "%s", what);
+        else if (!strcmp(k, "attention_factor")) CHECK_MSG(c->rope.attention_factor == v, "%s", what);
+        else if (!strcmp(k, "short_factor") || !strcmp(k, "long_factor")) {
+            const double *f = k[0] == 's' ? c->rope.short_factor : c->rope.long_factor;
+            int n = k[0] == 's' ? c->rope.n_short : c->rope.n_long;
+            CHECK_MSG(n == cJSON_GetArraySize(it), "%s %s count", what, k);
+            for (int i = 0; i < n && i < cJSON_GetArraySize(it); i++)
+                CHECK_MSG(f[i] == cJSON_GetArrayItem(it, i)->valuedouble, "%s %s[%d]", what, k, i);
+        }
+    }
+}
+
+static int json_int(const cJSON *o, const char *k)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(it) ? it->valueint : -12345;
+}
+
+static void test_golden_configs(void)
+{
+    const char *shared = rd_test_shared_dir();
+    if (!shared) {
+        printf("SKIP: golden model configs (no ../shared); the other parts ran\n");
+        return;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/golden/models", shared);
+    DIR *d = opendir(dir);
+    CHECK_MSG(d != NULL, "cannot open %s", dir);
+    if (!d) return;
+    int n_models = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') continue;
+        char p1[4400], p2[4400], e[ERR_LEN];
+        snprintf(p1, sizeof p1, "%s/%s/config.json", dir, de->d_name);
+        snprintf(p2, sizeof p2, "%s/%s/config.hub.json", dir, de->d_name);
+        struct stat sb;
+        if (stat(p1, &sb) != 0) continue;
+        n_models++;
+        struct rd_config a, b;
+        rd_status st = rd_config_load(p1, &a, e, ERR_LEN);
+        CHECK_MSG(st == RD_OK, "%s: %s", p1, e);
+        if (st != RD_OK) continue;
+        cJSON *j = rd_test_load_json(p1);
+        CHECK_MSG(j != NULL, "%s is not JSON", p1);
+        if (j) {
+            CHECK_MSG(a.hidden_size == json_int(j, "hidden_size") &&
+                          a.intermediate_size == json_int(j, "intermediate_size") &&
+                          a.n_layers == json_int(j, "num_hidden_layers") &&
+                          a.n_heads == json_int(j, "num_attention_heads") &&
+                          a.n_kv_heads == json_int(j, "num_key_value_heads") &&
+                          a.head_dim == json_int(j, "head_dim") &&
+                          a.vocab_size == json_int(j, "vocab_size") &&
+                          a.max_position_embeddings == json_int(j, "max_position_embeddings"),
+                      "%s: sizes differ from the JSON", de->d_name);
+            CHECK_MSG(a.tie_word_embeddings ==
+                          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings")),
+                      "%s: tie_word_embeddings", de->d_name);
+            CHECK(a.bos_token_id == json_int(j, "bos_token_id"));
+            CHECK(a.n_eos == 1 && a.eos_token_ids[0] == json_int(j, "eos_token_id"));
+            CHECK(a.rotary_dim == a.head_dim);
+            const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype");
+            if (cJSON_IsString(dt)) {
+                enum rd_dtype want = !strcmp(dt->valuestring, "bfloat16") ? RD_DTYPE_BF16
+                                     : !strcmp(dt->valuestring, "float16") ? RD_DTYPE_F16
+                                                                           : RD_DTYPE_F32;
+                CHECK_MSG(a.rope_freq_dtype == want, "%s: rope_freq_dtype %d for dtype %s",
+                          de->d_name, a.rope_freq_dtype, dt->valuestring);
+            }
+            check_rope_json(de->d_name, cJSON_GetObjectItemCaseSensitive(j, "rope_parameters"), &a);
+            cJSON_Delete(j);
+        }
+        if (stat(p2, &sb) != 0) {
+            printf("note: %s has no config.hub.json\n", de->d_name);
+            continue;
+        }
+        st = rd_config_load(p2, &b, e, ERR_LEN);
+        CHECK_MSG(st == RD_OK, "%s: %s", p2, e);
+        if (st != RD_OK) continue;
+        CHECK_MSG(same_rope(&a, &b, de->d_name), "%s: config.json and config.hub.json differ in rope",
+                  de->d_name);
+        CHECK_MSG(same_sizes(&a, &b, de->d_name), "%s: config.json and config.hub.json differ in sizes",
+                  de->d_name);
+        CHECK_MSG(a.partial_rotary_factor == b.partial_rotary_factor, "%s", de->d_name);
+        roundtrip(de->d_name, &a);
+        printf("golden config %-26s ok: %s, theta %g, rotary_dim %d\n", de->d_name,
+               rd_rope_type_name(a.rope.type), a.rope.theta, a.rotary_dim);
+    }
+    closedir(d);
+    CHECK_MSG(n_models >= 8, "only %d golden model configs found in %s", n_models, dir);
+}
+
+int main(void)
+{
+    test_defaults();
+    test_plain_fields();
+    test_rope_spellings();
+    test_rope_types();
+    test_partial_rotary();
+    test_ropedist_section();
+    test_required_fields();
+    test_invalid_fields();
+    test_load();
+    test_to_json();
+    test_golden_configs();
+    return rd_test_finish("test_config");
+}
