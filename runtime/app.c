@@ -287,11 +287,12 @@ static void log_ownership(struct app *A)
     const struct rd_model *m = &A->model;
     RD_LOG_INFO("host %s local rank %d/%d device %s: q heads [%d, %d) of %d, kv heads [%d, %d) of "
                 "%d, ffn columns [%d, %d) of %d, vocab rows [%d, %d) of %d, weights %.2f MB held, "
-                "%.2f MB read from %s", A->world.host, A->world.local_rank, A->world.local_size,
+                "%.2f MB read from %s; kv cache %.2f MB (%d entries per sequence)", A->world.host, A->world.local_rank, A->world.local_size,
                 A->be->ops->name, s->h0, s->h0 + s->h_local, A->cfg.n_heads, s->kv0,
                 s->kv0 + s->kv_local, A->cfg.n_kv_heads, s->f0, s->f0 + s->f_local,
                 A->cfg.intermediate_size, s->v0, s->v0 + s->v_local, A->cfg.vocab_size,
-                m->weight_bytes / 1e6, m->file_bytes / 1e6, A->cfg.checkpoint_path);
+                m->weight_bytes / 1e6, m->file_bytes / 1e6, A->cfg.checkpoint_path,
+                m->kv_bytes / 1e6, m->lim.max_ctx);
 }
 
 static void cleanup(struct app *A)

@@ -119,6 +119,7 @@ static rd_status alloc_runtime(struct rd_model *m)
     m->block_table_h = malloc((size_t)lim->max_seqs * m->max_blocks * sizeof(int32_t));
     m->logits_h = malloc(T * (size_t)m->V_local * sizeof(float));
     if (!m->k_cache_d || !m->v_cache_d || !m->block_table_h || !m->logits_h) return RD_ERR_OOM;
+    m->kv_bytes = (uint64_t)2 * m->cfg.n_layers * cache_n * rd_dtype_size(be->dtype);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         RD_TRY(alloc_act(m, cache_n, &m->k_cache_d[l]));
         RD_TRY(alloc_act(m, cache_n, &m->v_cache_d[l]));

@@ -53,6 +53,7 @@ struct rd_model {
     void *lm_head_d;   /* (V_local, D): rows [v0, v0+V_local) of lm_head (or embed when tied) */
     uint64_t weight_bytes; /* bytes of weights this rank holds */
     uint64_t file_bytes;   /* bytes this rank read from the checkpoint */
+    uint64_t kv_bytes;     /* bytes of this rank's KV cache (all layers, k and v) */
 
     /* KV cache: per layer [n_blocks, B, Hkv_local, Dh]; seq slot s owns blocks
      * [s*max_blocks, (s+1)*max_blocks) through its block table */
