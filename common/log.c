@@ -75,6 +75,21 @@ void rd_log_msg(enum rd_log_level lvl, const char *file, int line, const char *f
     fflush(stderr);
 }
 
+void rd_log_every_rank(const char *file, int line, const char *fmt, ...)
+{
+    init_level_from_env();
+    if (g_level > RD_LOG_INFO) return;
+    char pre[160], msg[2048];
+    prefix(pre, sizeof pre);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *base = strrchr(file, '/');
+    fprintf(stderr, "%s INFO %s:%d %s\n", pre, base ? base + 1 : file, line, msg);
+    fflush(stderr);
+}
+
 void rd_log_user_error(const char *fmt, ...)
 {
     char msg[2048];

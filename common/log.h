@@ -21,6 +21,10 @@ int rd_log_rank(void);
 void rd_log_msg(enum rd_log_level lvl, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* An INFO line printed by every rank (what each rank runs on, once at start-up). */
+void rd_log_every_rank(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* User-facing error: printed by the calling rank without file/line noise, prefixed only
  * with [rank R/N]. Used for errors the user caused (bad flag, bad config). */
 void rd_log_user_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

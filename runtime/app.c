@@ -254,7 +254,7 @@ static void print_result(struct app *A, int i, const struct rd_gen_result *r)
         if (A->tok) {
             char *text = NULL;
             size_t n = 0;
-            if (rd_tokenizer_decode(A->tok, r->ids, r->n, &text, &n) == RD_OK) {
+            if (rd_tokenizer_decode_ex(A->tok, r->ids, r->n, true, &text, &n) == RD_OK) {
                 printf(", \"text\": ");
                 json_escape(stdout, text, n);
             }
@@ -342,6 +342,12 @@ int rd_app_main(int argc, char **argv)
     st = rd_comm_init(&A.comm, &A.world, A.be, A.args.share_gpu);
     if (st != RD_OK) rd_world_abort(&A.world, 1, "cannot set up the communicator");
     A.comm_ready = true;
+    char where[160] = "cpu";
+    if (A.be->device >= 0)
+        snprintf(where, sizeof where, "gpu %d (CUDA_VISIBLE_DEVICES=%s)", A.be->device,
+                 rd_env_str("CUDA_VISIBLE_DEVICES", "unset"));
+    rd_log_every_rank(__FILE__, __LINE__, "host %s, local rank %d/%d, device %s", A.world.host,
+                      A.world.local_rank, A.world.local_size, where);
 
     /* 3. the rank's shard of the weights */
     if (ends_with(A.cfg.checkpoint_path, ".gguf")) {
@@ -424,9 +430,10 @@ int rd_app_main(int argc, char **argv)
                              .window = A.args.attention_window};
     for (int i = 0; i < A.prompts.n; i++) {
         struct rd_gen_result r;
-        if (rank == 0 && A.args.output == RD_OUTPUT_TEXT && A.prompts.text[i]) {
-            fputs(A.prompts.text[i], stdout);
-            fflush(stdout);
+        if (rank == 0 && A.stream) {
+            /* the prompt goes through the same stream, so the decoder sees the whole sequence
+             * (SentencePiece strips only the very first space) and the text reads on */
+            for (int j = 0; j < A.prompts.len[i]; j++) on_token(&A, A.prompts.ids[i][j]);
         }
         st = rd_generate(&A.model, A.prompts.ids[i], A.prompts.len[i], &go, &A.sampler, on_token,
                          &A, &r);

@@ -1,0 +1,66 @@
+/* --output text streams: tokens reach stdout as they are sampled, not at the end. Runs
+ * stories260K (../shared) for 480 tokens at tp = 2 and records when the first bytes and the end
+ * of the output arrive; the first text must come well before the end, and the streamed text must
+ * equal the json output's decoded text of the same generation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int main(void)
+{
+    const char *shared = rd_test_shared_dir();
+    if (!shared) return RD_TEST_SKIP;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "timeout 300 %s -np 2 %s/ropedist --device cpu --config "
+             "%s/models/stories260K/stories260K.gguf --prompt-ids 1 --max-new-tokens 480 "
+             "--ignore-eos --max-seq-len 512 --output text 2>/dev/null",
+             rd_test_mpirun(), rd_test_bin_dir(), shared);
+    double t0 = now(), t_first = -1;
+    FILE *p = popen(cmd, "r");
+    if (!p) return 1;
+    char buf[1 << 16];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fileno(p), buf + n, sizeof buf - 1 - n)) > 0) {
+        if (t_first < 0) t_first = now() - t0;
+        n += (size_t)r;
+    }
+    double t_end = now() - t0;
+    buf[n] = 0;
+    int st = pclose(p);
+    printf("first text after %.3f s, end after %.3f s, %zu bytes\n", t_first, t_end, n);
+    CHECK(st == 0);
+    CHECK(n > 1000);
+    /* mpirun start-up is in both figures; the first token comes right after the prefill */
+    CHECK_MSG(t_first >= 0 && t_first < t_end - 0.3 * (t_end - t_first) && t_end - t_first > 0.02,
+              "no streaming: first %.3f s, end %.3f s", t_first, t_end);
+
+    snprintf(cmd, sizeof cmd,
+             "timeout 300 %s -np 2 %s/ropedist --device cpu --config "
+             "%s/models/stories260K/stories260K.gguf --prompt-ids 1 --max-new-tokens 480 "
+             "--ignore-eos --max-seq-len 512 --output json",
+             rd_test_mpirun(), rd_test_bin_dir(), shared);
+    char *out = NULL;
+    CHECK(rd_test_run(cmd, &out, NULL) == 0);
+    cJSON *j = out ? cJSON_Parse(out) : NULL;
+    const cJSON *text = j ? cJSON_GetObjectItem(j, "text") : NULL;
+    /* the stream ends with a newline after the generation */
+    if (n && buf[n - 1] == '\n') buf[--n] = 0;
+    CHECK_MSG(cJSON_IsString(text) && !strcmp(text->valuestring, buf),
+              "streamed text differs from the json text");
+    cJSON_Delete(j);
+    free(out);
+    return rd_test_finish("streaming text");
+}
