@@ -94,14 +94,16 @@ int main(int argc, char **argv)
         cJSON *j = cJSON_Parse(in);
         int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : -1;
         int32_t *ids = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
-        for (int i = 0; i < n && ids; i++) {
-            const cJSON *e = cJSON_GetArrayItem(j, i);
+        int i = 0;
+        const cJSON *e;
+        cJSON *list = (n > 0 && ids) ? j : NULL;
+        cJSON_ArrayForEach(e, list) { /* a linked list: walk it, never index */
             if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 2147483647.0 ||
                 e->valuedouble != (double)(int32_t)e->valuedouble) {
                 n = -1;
                 break;
             }
-            ids[i] = (int32_t)e->valuedouble;
+            ids[i++] = (int32_t)e->valuedouble;
         }
         char *text = NULL;
         size_t tl = 0;
