@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "parallel/watchdog.h"
 
 rd_status rd_world_init(int *argc, char ***argv, struct rd_world *w)
 {
@@ -28,6 +29,24 @@ rd_status rd_world_init(int *argc, char ***argv, struct rd_world *w)
     MPI_Comm_size(w->node_comm, &w->local_size);
     gethostname(w->host, sizeof w->host - 1);
     rd_log_set_rank(w->rank, w->size, -1);
+
+    /* did the launcher bind one GPU set per rank? (collective on the node) */
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    snprintf(w->visible_devices, sizeof w->visible_devices, "%s", cvd ? cvd : "");
+    char *all = calloc((size_t)w->local_size, sizeof w->visible_devices);
+    if (!all || MPI_Allgather(w->visible_devices, sizeof w->visible_devices, MPI_CHAR, all,
+                              sizeof w->visible_devices, MPI_CHAR, w->node_comm) != MPI_SUCCESS) {
+        free(all);
+        return RD_ERR_MPI;
+    }
+    w->gpu_per_rank = w->local_size > 1;
+    for (int i = 0; i < w->local_size && w->gpu_per_rank; i++) {
+        const char *a = all + (size_t)i * sizeof w->visible_devices;
+        if (!a[0]) w->gpu_per_rank = false;
+        for (int j = 0; j < i && w->gpu_per_rank; j++)
+            if (!strcmp(a, all + (size_t)j * sizeof w->visible_devices)) w->gpu_per_rank = false;
+    }
+    free(all);
     return RD_OK;
 }
 
@@ -43,6 +62,7 @@ _Noreturn void rd_world_abort(const struct rd_world *w, int code, const char *wh
     fprintf(stderr, "[rank %d/%d] fatal: %s; ending all ranks\n", w ? w->rank : 0,
             w ? w->size : 1, why);
     fflush(stderr);
+    rd_watchdog_announce_abort(why); /* peers say "rank R ended the job: why", not "lost" */
     MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
     _exit(code ? code : 1);
 }

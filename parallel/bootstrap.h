@@ -16,6 +16,11 @@ struct rd_world {
     MPI_Comm node_comm; /* ranks on this node */
     int local_rank, local_size;
     char host[256];
+    /* the launcher gave each rank of this node its own GPU set: every rank of the node has a
+     * different, non-empty CUDA_VISIBLE_DEVICES (srun --gpus-per-task, --gpu-bind=single:1,
+     * a per-rank wrapper). Then a rank uses its device 0; otherwise local_rank % visible. */
+    bool gpu_per_rank;
+    char visible_devices[64]; /* CUDA_VISIBLE_DEVICES as this rank saw it ("" when unset) */
 };
 
 rd_status rd_world_init(int *argc, char ***argv, struct rd_world *w);

@@ -17,6 +17,7 @@
 #include "parallel/bootstrap.h"
 #include "parallel/comm.h"
 #include "parallel/shard.h"
+#include "parallel/watchdog.h"
 #include "runtime/cli.h"
 #include "runtime/config.h"
 #include "runtime/generate.h"
@@ -44,6 +45,7 @@ struct app {
     struct rd_detok_stream *stream;
     struct rd_prompts prompts;
     struct rd_sampler sampler;
+    struct rd_watchdog *watchdog;
 };
 
 /* Every rank passes its status and, when failing, its message. Returns true when all ranks are
@@ -159,13 +161,17 @@ static rd_status make_backend(struct app *A, char *err)
         );
         return RD_ERR_UNSUPPORTED;
     }
-    if (A->world.local_size > n_gpu && !a->share_gpu) {
-        snprintf(err, ERR_LEN, "%d ranks on host %s but only %d visible GPU(s): run at most one "
-                 "rank per GPU (or --share-gpu, a test mode)", A->world.local_size, A->world.host,
-                 n_gpu);
+    if (A->world.gpu_per_rank) {
+        o.device = 0; /* the launcher gave this rank its own GPU(s) */
+    } else if (A->world.local_size > n_gpu && !a->share_gpu) {
+        snprintf(err, ERR_LEN, "%d ranks on host %s but only %d visible GPU(s) (CUDA_VISIBLE_DEVICES"
+                 "=%s): run at most one rank per GPU (or --share-gpu, a test mode)",
+                 A->world.local_size, A->world.host, n_gpu,
+                 A->world.visible_devices[0] ? A->world.visible_devices : "unset");
         return RD_ERR_INVALID_ARG;
+    } else {
+        o.device = A->world.local_rank % n_gpu;
     }
-    o.device = A->world.local_rank % n_gpu;
     rd_status st = rd_backend_cuda_create(&o, &A->be);
     if (st != RD_OK)
         snprintf(err, ERR_LEN, "cannot open GPU %d on host %s: %s", o.device, A->world.host,
@@ -327,6 +333,9 @@ int rd_app_main(int argc, char **argv)
         return 0;
     }
     if (A.args.verbose) rd_log_set_all_ranks(true);
+    /* from here on a rank that dies is named by the others and ends the job */
+    if (rd_watchdog_start(&A.world, &A.watchdog) != RD_OK)
+        rd_world_abort(&A.world, 1, "cannot start the liveness watchdog");
     rd_status st = load_config(&A, err);
     if (!agree(&A, st == RD_OK, err, "reading the config")) {
         code = 1;
@@ -376,9 +385,14 @@ int rd_app_main(int argc, char **argv)
     char lerr[ERR_LEN] = "";
     st = rd_model_init(&A.model, &A.cfg, &A.shard, &lim, A.be, &A.comm, &A.src, lerr, sizeof lerr);
     A.model_ready = true;
-    if (st != RD_OK)
-        snprintf(err, sizeof err, "loading %s: %s", A.cfg.checkpoint_path,
-                 lerr[0] ? lerr : rd_status_str(st));
+    if (st != RD_OK) {
+        /* weight sources name the file themselves */
+        if (lerr[0] && strstr(lerr, A.cfg.checkpoint_path))
+            snprintf(err, sizeof err, "%s", lerr);
+        else
+            snprintf(err, sizeof err, "loading %s: %s", A.cfg.checkpoint_path,
+                     lerr[0] ? lerr : rd_status_str(st));
+    }
     if (!agree(&A, st == RD_OK, err, "loading the weights")) {
         code = 1;
         goto out;
@@ -446,6 +460,7 @@ int rd_app_main(int argc, char **argv)
     }
 out:
     cleanup(&A);
+    rd_watchdog_stop(A.watchdog);
     rd_world_finalize(&A.world);
     return code;
 }

@@ -92,6 +92,11 @@ rd_status rd_gguf_model_config(const struct rd_gguf *g, struct rd_config *cfg, c
             cfg->rope.original_max_pos = (int)v;
     }
 
+    /* llama.cpp stores Llama 3.1-style frequency scaling as a tensor; refuse rather than run
+     * with unscaled frequencies */
+    if (rd_gguf_find_tensor(g, "rope_freqs.weight"))
+        FAIL(RD_ERR_UNSUPPORTED, "GGUF rope scaling stored as rope_freqs.weight (Llama 3.1 style) "
+             "is not supported yet; convert the Hugging Face model instead");
     const struct rd_gguf_tensor *emb = rd_gguf_find_tensor(g, "token_embd.weight");
     if (!emb || emb->n_dims != 2) FAIL(RD_ERR_FORMAT, "GGUF tensor token_embd.weight is missing");
     cfg->vocab_size = (int)emb->ne[1];
@@ -110,8 +115,8 @@ rd_status rd_gguf_model_load_config(const char *path, struct rd_config *cfg, cha
 {
     struct rd_gguf *g = NULL;
     char sub[512] = "";
-    rd_status st = rd_gguf_open(path, &g, sub, sizeof sub);
-    if (st != RD_OK) FAIL(st, "%s: %s", path, sub);
+    rd_status st = rd_gguf_open(path, &g, sub, sizeof sub); /* its message names the file */
+    if (st != RD_OK) FAIL(st, "%s", sub);
     st = rd_gguf_model_config(g, cfg, sub, sizeof sub);
     rd_gguf_close(g);
     if (st != RD_OK) FAIL(st, "%s: %s", path, sub);
@@ -188,8 +193,8 @@ static rd_status src_read(void *ctx, const char *hf, int64_t r0, int64_t nr, int
     if (!rd_gguf_ggml_type_size(t->type, &block, &tsize) ||
         !(t->type == RD_GGML_TYPE_F32 || t->type == RD_GGML_TYPE_F16 ||
           t->type == RD_GGML_TYPE_BF16 || t->type == RD_GGML_TYPE_Q8_0))
-        FAIL(RD_ERR_UNSUPPORTED, "%s: tensor %s has type %s; supported: f32, f16, bf16, q8_0",
-             s->path, t->name, rd_gguf_ggml_type_name(t->type));
+        FAIL(RD_ERR_UNSUPPORTED, "%s: tensor %s has type %s (ggml type %u); supported: f32, f16, "
+             "bf16, q8_0", s->path, t->name, rd_gguf_ggml_type_name(t->type), t->type);
     const int64_t cols = t->ne[0], rows = t->n_dims == 2 ? t->ne[1] : 1;
     if (r0 < 0 || nr < 0 || c0 < 0 || nc < 0 || r0 + nr > rows || c0 + nc > cols)
         FAIL(RD_ERR_RANGE, "%s: slice outside tensor %s", s->path, t->name);
@@ -223,7 +228,7 @@ rd_status rd_weights_open_gguf(const char *path, struct rd_weight_source *src, c
     rd_status st = rd_gguf_open(path, &s->g, sub, sizeof sub);
     if (st != RD_OK) {
         free(s);
-        FAIL(st, "%s: %s", path, sub);
+        FAIL(st, "%s", sub);
     }
     src->ctx = s;
     src->shape = src_shape;
