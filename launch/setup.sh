@@ -11,7 +11,7 @@ pkgs=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev libhdf5-de
       libpcre2-dev)
 if [[ "${1:-}" == "--with-slurm" ]]; then
     shift
-    pkgs+=(slurmctld slurmd slurm-client munge)
+    pkgs+=(slurmctld slurmd slurm-client munge libpmix2 procps)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
