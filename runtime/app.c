@@ -120,6 +120,12 @@ static rd_status load_config(struct app *A, char *err)
                  "{\"checkpoint\": ...} in %s", a->config);
         return RD_ERR_INVALID_ARG;
     }
+    if (a->tp && a->tp != A->world.size) {
+        snprintf(err, ERR_LEN, "--tp %d but %d rank(s) were started: the tensor-parallel size is "
+                 "the number of ranks (start them with mpirun -np %d or srun -n %d)", a->tp,
+                 A->world.size, a->tp, a->tp);
+        return RD_ERR_INVALID_ARG;
+    }
     RD_TRY(rd_shard_compute(A->cfg.n_heads, A->cfg.n_kv_heads, A->cfg.intermediate_size,
                             A->cfg.vocab_size, A->world.size, A->world.rank, &A->shard, err,
                             ERR_LEN));

@@ -31,6 +31,8 @@ void rd_cli_usage(FILE *f)
         "                         at most 8192)\n"
         "  --max-batch-tokens N   tokens per prefill forward call (default 512)\n"
         "  --share-gpu            allow several ranks on one GPU (test mode)\n"
+        "  --tp N                 expected tensor-parallel size; an error unless N ranks run\n"
+        "                         (the tp size is always the number of ranks)\n"
         "\n"
         "input (one of)\n"
         "  --prompt TEXT          text prompt (\"\" = BOS only); needs a tokenizer\n"
@@ -185,6 +187,10 @@ rd_status rd_cli_parse(int argc, char **argv, struct rd_args *a, char *err, int 
             NEED_VALUE();
             if (!parse_int(val, 1, 1 << 20, &a->max_batch_tokens))
                 BAD("--max-batch-tokens must be a positive integer (got \"%s\")", val);
+        } else if (!strcmp(flag, "--tp")) {
+            NEED_VALUE();
+            if (!parse_int(val, 1, 1 << 20, &a->tp))
+                BAD("--tp must be a positive integer (got \"%s\")", val);
         } else if (!strcmp(flag, "--share-gpu")) {
             a->share_gpu = true;
         } else if (!strcmp(flag, "--sink-tokens")) {

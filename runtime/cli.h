@@ -36,6 +36,7 @@ struct rd_args {
     int max_seq_len;         /* 0: from the config */
     int max_batch_tokens;    /* prefill chunk */
     bool share_gpu;
+    int tp;                  /* 0: the number of ranks; else must equal it */
     int sink_tokens;         /* 0: off */
     int attention_window;    /* 0: off */
     bool help;

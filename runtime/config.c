@@ -389,7 +389,8 @@ rd_status rd_config_parse(const char *json_text, const char *base_dir, struct rd
     cJSON *root = cJSON_Parse(json_text);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
-        FAIL("config is not valid JSON (near: %.40s)", at ? at : "?");
+        if (at && *at) FAIL("config is not valid JSON (near: %.40s)", at);
+        FAIL("config is not valid JSON (it ends too early)");
     }
     rd_status st = parse_root(root, base_dir, cfg, err, err_len);
     cJSON_Delete(root);

@@ -141,6 +141,8 @@ int main(void)
     /* tensor parallelism */
     snprintf(args, sizeof args, "--config %s --checkpoint %s %s", g_cfg, g_h5, base);
     expect_error("tp does not divide heads", 3, args, "does not divide num_attention_heads 4");
+    snprintf(args, sizeof args, "--config %s --checkpoint %s %s --tp 4", g_cfg, g_h5, base);
+    expect_error("tp does not match the ranks", 2, args, "--tp 4 but 2 rank(s) were started");
 
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_tmp);
     rd_test_run(cmd, NULL, NULL);
