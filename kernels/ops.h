@@ -97,6 +97,14 @@ struct rd_ops {
     rd_status (*rope_attention)(struct rd_backend *be, const struct rd_attn_params *p);
     /* dst[n] = src[n] (same dtype), e.g. one row of logits */
     rd_status (*copy)(struct rd_backend *be, void *dst_d, const void *src_d, size_t bytes);
+    /* Sampling candidates: for each of the T rows of logits_d [T, V] (backend dtype), the k
+     * largest values as fp32 in descending order (ties: the smaller id first; NaN counts as
+     * -inf) into vals_h [T, k] and their column + vocab_offset into ids_h [T, k]. vals_h and
+     * ids_h are HOST arrays; the op waits for the stream. Rows with fewer than k columns
+     * (V < k) are padded with -inf and id -1. k = 1 is the argmax (greedy). 1 <= k; the cuda
+     * backend takes k <= 64. */
+    rd_status (*topk)(struct rd_backend *be, float *vals_h, int32_t *ids_h, const void *logits_d,
+                      int T, int V, int k, int vocab_offset);
 };
 
 struct rd_backend {

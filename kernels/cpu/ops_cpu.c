@@ -214,6 +214,48 @@ static rd_status cpu_rope_attention(struct rd_backend *be, const struct rd_attn_
     return RD_OK;
 }
 
+/* true when (v, i) comes before (w, j): larger value first, then the smaller id */
+static int topk_before(float v, int i, float w, int j)
+{
+    return v > w || (v == w && i < j);
+}
+
+/* Partial selection per row: a sorted list of the k best so far, each column either rejected
+ * against the current k-th or inserted in place (O(V k) worst case, O(V) typical). */
+static rd_status cpu_topk(struct rd_backend *be, float *vals_h, int32_t *ids_h,
+                          const void *logits_d, int T, int V, int k, int vocab_offset)
+{
+    (void)be;
+    if (T < 0 || V < 0 || k < 1) return RD_ERR_INVALID_ARG;
+    for (int t = 0; t < T; t++) {
+        const float *x = (const float *)logits_d + (size_t)t * V;
+        float *val = vals_h + (size_t)t * k;
+        int32_t *id = ids_h + (size_t)t * k;
+        int n = 0; /* entries held, sorted best first; local column ids until the end */
+        for (int i = 0; i < V; i++) {
+            const float v = isnan(x[i]) ? -INFINITY : x[i];
+            if (n == k && !topk_before(v, i, val[k - 1], id[k - 1])) continue;
+            int at = n < k ? n++ : k - 1;
+            while (at > 0 && topk_before(v, i, val[at - 1], id[at - 1])) {
+                val[at] = val[at - 1];
+                id[at] = id[at - 1];
+                at--;
+            }
+            val[at] = v;
+            id[at] = i;
+        }
+        for (int r = 0; r < k; r++) {
+            if (r < n) {
+                id[r] += vocab_offset;
+            } else {
+                val[r] = -INFINITY;
+                id[r] = -1;
+            }
+        }
+    }
+    return RD_OK;
+}
+
 static void cpu_destroy(struct rd_backend *be)
 {
     struct cpu_impl *impl = be->impl;
@@ -241,6 +283,7 @@ static const struct rd_ops k_cpu_ops = {
     .swiglu = cpu_swiglu,
     .rope_attention = cpu_rope_attention,
     .copy = cpu_copy,
+    .topk = cpu_topk,
 };
 
 rd_status rd_backend_cpu_create(const struct rd_backend_opts *opts, struct rd_backend **out)

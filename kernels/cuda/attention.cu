@@ -7,7 +7,8 @@
  * Both paths are correct for any call (several tokens per sequence, flat batches of several
  * sequences, chunked prefill); the choice is only about speed. RD_ATTN_PATH=decode|prefill
  * forces one (the decode path still needs T <= 64), which the gpu tests use to run every case
- * through both kernels; RD_ATTN_SPLITS=N forces the decode split count.
+ * through both kernels; RD_ATTN_SPLITS=N forces the decode split count. Both paths implement
+ * attention sinks (window > 0: keys stored unrotated, rotated when read; see ops.h).
  *
  * Dimension legend: T tokens, H / Hkv heads, Dh head dim. */
 #include <string.h>
@@ -28,6 +29,9 @@ extern "C" rd_status rd_cuda_rope_attention(struct rd_backend *be, const struct 
                "rope_attention: inv_freq_d is NULL");
     RD_REQUIRE(p->block_size > 0 && p->max_blocks > 0, RD_ERR_INVALID_ARG,
                "rope_attention: block_size and max_blocks must be positive");
+    RD_REQUIRE(p->window == 0 || (p->window > 0 && p->sink_tokens >= 0 &&
+                                  p->sink_tokens < p->window),
+               RD_ERR_INVALID_ARG, "rope_attention: need 0 <= sink_tokens < window (or window 0)");
     RD_REQUIRE(p->qkv_d && p->out_d && p->pos_d && p->seq_d && p->slot_d && p->n_ctx_d &&
                    p->block_table_d && p->k_cache_d && p->v_cache_d,
                RD_ERR_INVALID_ARG, "rope_attention: a buffer is NULL");

@@ -1,6 +1,7 @@
 /* Private to the attention kernels (attn_decode.cu, attn_prefill.cu, attention.cu): the rope
- * rotation of one element, the paged-cache address of a logical entry, the q.k dot products
- * of one key against a few query rows, and the launchers' declarations.
+ * rotation of one element, the key position of a cache entry with attention sinks, the
+ * paged-cache address of a logical entry, the q.k dot products of one key (stored rotated, or
+ * rotated on the fly) against a few query rows, and the launchers' declarations.
  *
  * Dimension legend: T new tokens, H / Hkv query / kv heads of this rank, G = H / Hkv query
  * heads per kv head, Dh head dim, B block size, S sequence slots. */
@@ -17,10 +18,28 @@
 #define ATTN_DECODE_MAX_T 64 /* decode path only for T <= this (bounds the in-call key list) */
 #define ATTN_MAX_DH 256
 
+/* cos and sin of rotary pair i at position pos, scaled by attention_factor. Follows
+ * rope_table.h: angle = (float)pos * inv_freq[i], an fp32 product (as the cpu backend). */
+static __device__ __forceinline__ void rope_cs(int pos, int i, const rd_attn_params &p, float &c,
+                                               float &s)
+{
+    const float angle = __fmul_rn((float)pos, p.inv_freq_d[i]);
+    sincosf(angle, &s, &c);
+    c *= p.attention_factor;
+    s *= p.attention_factor;
+}
+
+/* one rotated element: x * c + sign * (partner * s); every rotation in kernels/cuda goes
+ * through this expression so the stored, in-register and read-time rotations agree bitwise */
+static __device__ __forceinline__ float rope_apply(float x, float partner, float sign, float c,
+                                                   float s)
+{
+    return x * c + sign * (partner * s);
+}
+
 /* Element d of head vector x (T-typed, Dh long) rotated at position pos, in fp32.
- * Follows rope_table.h: angle = (float)pos * inv_freq[i] (an fp32 product), cos and sin scaled
- * by attention_factor; neox pairs (i, i + rot/2), gptj pairs (2i, 2i + 1); dims past
- * rotary_dim pass through. Each element computes its own sin/cos, so any thread layout works. */
+ * neox pairs (i, i + rot/2), gptj pairs (2i, 2i + 1); dims past rotary_dim pass through. Each
+ * element computes its own sin/cos, so any thread layout works. */
 template <typename T>
 static __device__ __forceinline__ float rope_elem(const T *x, int d, int pos,
                                                   const rd_attn_params &p)
@@ -39,12 +58,20 @@ static __device__ __forceinline__ float rope_elem(const T *x, int d, int pos,
         partner = d < half ? d + half : d - half;
         sign = d < half ? -1.0f : 1.0f;
     }
-    const float angle = __fmul_rn((float)pos, p.inv_freq_d[i]);
-    float s, c;
-    sincosf(angle, &s, &c);
-    c *= p.attention_factor;
-    s *= p.attention_factor;
-    return xd * c + sign * (to_f32(x[partner]) * s);
+    float c, s;
+    rope_cs(pos, i, p, c, s);
+    return rope_apply(xd, to_f32(x[partner]), sign, c, s);
+}
+
+/* Attention sinks (window > 0): the position at which cache entry j is rotated when the token
+ * at position pos, stored at entry slot, reads it (the formula of ops.h: sinks at j, ring
+ * entries by age behind the query). */
+static __device__ __forceinline__ int sink_key_pos(const rd_attn_params &p, int j, int pos,
+                                                   int slot)
+{
+    if (j < p.sink_tokens) return j;
+    const int R = p.window - p.sink_tokens;
+    return pos - ((slot - j + R) % R);
 }
 
 /* Element offset of logical entry j of sequence seq, kv head g, in a [n_blocks, B, Hkv, Dh]
@@ -90,6 +117,34 @@ static __device__ __forceinline__ void dot_rows(const T *k, const float *q_s, in
 #pragma unroll
             for (int r = 0; r < R; r++) s[r] += q_s[r * qstride + d] * kd;
         }
+    }
+}
+
+/* s[r] += q_s[r][:] . rope(k, kpos)[:] for a key row k stored unrotated (T-typed, read by one
+ * thread), rotated here pair by pair (one sincos per pair) and rounded to T, i.e. exactly the
+ * values a store of the rotated key would hold. Used for this call's own keys (read from qkv)
+ * and, with attention sinks, for every key. */
+template <typename T, int R>
+static __device__ __forceinline__ void dot_rows_rope(const T *k, int kpos, const float *q_s,
+                                                     int qstride, const rd_attn_params &p,
+                                                     float (&s)[R])
+{
+    const int half = p.rotary_dim >> 1;
+    const bool gptj = p.style == RD_ROPE_GPTJ;
+    for (int i = 0; i < half; i++) {
+        const int d0 = gptj ? 2 * i : i, d1 = gptj ? 2 * i + 1 : i + half;
+        float c, sn;
+        rope_cs(kpos, i, p, c, sn);
+        const float x0 = to_f32(k[d0]), x1 = to_f32(k[d1]);
+        const float y0 = round_to<T>(rope_apply(x0, x1, -1.0f, c, sn));
+        const float y1 = round_to<T>(rope_apply(x1, x0, 1.0f, c, sn));
+#pragma unroll
+        for (int r = 0; r < R; r++) s[r] += q_s[r * qstride + d0] * y0 + q_s[r * qstride + d1] * y1;
+    }
+    for (int d = p.rotary_dim; d < p.Dh; d++) {
+        const float kd = to_f32(k[d]);
+#pragma unroll
+        for (int r = 0; r < R; r++) s[r] += q_s[r * qstride + d] * kd;
     }
 }
 

@@ -19,6 +19,10 @@
  * a call are not shared with another sequence's context. The list holds at most T entries, so
  * this path is taken only for T <= ATTN_DECODE_MAX_T.
  *
+ * Attention sinks (window > 0, see ops.h): k is stored unrotated and every key, from the cache
+ * or from qkv, is rotated as it is scored, at the position sink_key_pos gives for this block's
+ * token (pair by pair in dot_rows_rope, rounded to the dtype as a stored key would be).
+ *
  * Dimension legend: T tokens, H / Hkv heads, G = H / Hkv, R q rows per block (<= 8),
  * Dh head dim, DPL dims per lane (Dh <= 32 * DPL), S sequence slots, B block size. */
 #include "kernels/cuda/attn_common.cuh"
@@ -93,14 +97,15 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode_kernel(con
         q_s[idx] = v;
     }
 
-    /* 3. store token t's rotated k and its v, once per kv head */
+    /* 3. store token t's k (rotated; unrotated with sinks) and its v, once per kv head */
     const int my_slot = p.slot_d[t];
+    const bool sinks = p.window > 0;
     if (split == 0 && hc == 0 && my_slot >= 0) {
         const size_t off = cache_off(p, seq, my_slot, g);
         const T *k_in = qkv_t + (size_t)(p.H + g) * Dh;
         const T *v_in = qkv_t + (size_t)(p.H + p.Hkv + g) * Dh;
         for (int d = threadIdx.x; d < Dh; d += blockDim.x) {
-            kc[off + d] = from_f32<T>(rope_elem(k_in, d, pos, p));
+            kc[off + d] = sinks ? k_in[d] : from_f32<T>(rope_elem(k_in, d, pos, p));
             vc[off + d] = v_in[d];
         }
     }
@@ -139,16 +144,12 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode_kernel(con
 #pragma unroll
         for (int r = 0; r < R; r++) s[r] = 0.0f;
         if (valid) {
-            if (src < 0) {
+            if (sinks) /* every key unrotated: rotate at its position behind this query */
+                dot_rows_rope<T, R>(krow, sink_key_pos(p, j, pos, my_slot), q_s, qs, p, s);
+            else if (src < 0)
                 dot_rows<T, R>(krow, q_s, qs, Dh, dp.vec, s);
-            } else { /* rotate the in-call key as the store does, rounded to the dtype */
-                const int pos2 = p.pos_d[src];
-                for (int d = 0; d < Dh; d++) {
-                    const float kd = round_to<T>(rope_elem(krow, d, pos2, p));
-#pragma unroll
-                    for (int r = 0; r < R; r++) s[r] += q_s[r * qs + d] * kd;
-                }
-            }
+            else /* rotate the in-call key as the store does, rounded to the dtype */
+                dot_rows_rope<T, R>(krow, p.pos_d[src], q_s, qs, p, s);
         }
         /* online softmax; the tile's lane 0 is valid, so every row max is finite */
 #pragma unroll

@@ -18,6 +18,14 @@
  * makes the attention causal and lets a chunk attend to earlier cache entries. A warp skips
  * the tiles past its own rows' contexts.
  *
+ * Attention sinks (window > 0, see ops.h): the store keeps k unrotated and keys are rotated as
+ * a tile is loaded, at the position sink_key_pos gives for the reading token. That position
+ * depends on the token only through pos - slot (while j <= slot, i.e. before the ring wraps
+ * behind it), so the block groups its rows by rotation class rather than by sequence alone:
+ * (sequence, pos - slot) for rows with n_ctx <= slot + 1, (sequence, pos - slot, slot) for rows
+ * reading past their own slot (a wrapped ring); each class loads its own rotated tiles, with
+ * the (pos, slot) of its longest-context row. Without sinks a class is a sequence.
+ *
  * The store costs one extra pass over this call's k/v (small next to prefill's compute); the
  * fused decode kernel (attn_decode.cu) avoids it for short calls.
  *
@@ -48,7 +56,8 @@ static __global__ void attn_kv_store_kernel(const rd_attn_params p)
         const int g = idx / Dh, d = idx % Dh;
         const size_t off = cache_off(p, seq, slot, g);
         const T *k_in = row + (size_t)(p.H + g) * Dh;
-        static_cast<T *>(p.k_cache_d)[off + d] = from_f32<T>(rope_elem(k_in, d, pos, p));
+        static_cast<T *>(p.k_cache_d)[off + d] =
+            p.window > 0 ? k_in[d] : from_f32<T>(rope_elem(k_in, d, pos, p));
         static_cast<T *>(p.v_cache_d)[off + d] = row[(size_t)(p.H + p.Hkv + g) * Dh + d];
     }
 }
@@ -70,8 +79,11 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill_kernel(co
     float *q_s = reinterpret_cast<float *>(smem_f4); /* [ROWS][qs] rotated q, fp32 */
     T *k_s = reinterpret_cast<T *>(q_s + ROWS * qs);  /* [ATTN_TILE][ks] */
     T *v_s = k_s + ATTN_TILE * ks;                    /* [ATTN_TILE][ks] */
-    __shared__ int row_seq[ROWS], row_nctx[ROWS], row_done[ROWS];
-    __shared__ int cur_seq, cur_kmax;
+    /* per row: sequence, context, rotation class key (see above) and the class it joined
+     * (-1 not yet, -2 no row) */
+    __shared__ int row_seq[ROWS], row_nctx[ROWS], row_pos[ROWS], row_slot[ROWS], row_cls[ROWS];
+    __shared__ int cur_seq, cur_kmax, cur_pos, cur_slot;
+    const bool sinks = p.window > 0;
 
     const T *qkv = static_cast<const T *>(p.qkv_d);
     const T *kc = static_cast<const T *>(p.k_cache_d);
@@ -83,7 +95,9 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill_kernel(co
         const bool ok = t < p.T;
         row_seq[r] = ok ? p.seq_d[t] : -1;
         row_nctx[r] = ok ? p.n_ctx_d[t] : 0;
-        row_done[r] = !ok;
+        row_pos[r] = ok ? p.pos_d[t] : 0;
+        row_slot[r] = ok ? p.slot_d[t] : 0;
+        row_cls[r] = ok ? -1 : -2;
     }
     for (int idx = threadIdx.x; idx < ROWS * qs; idx += blockDim.x) {
         const int r = idx / qs, d = idx % qs;
@@ -95,19 +109,23 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill_kernel(co
         q_s[idx] = v;
     }
 
-    for (;;) {
-        __syncthreads(); /* row_done, q_s ready; everyone has read the last cur_seq */
-        if (threadIdx.x == 0) { /* next sequence among this block's rows */
-            int cs = -1, km = 0;
+    for (int cls = 0;; cls++) {
+        __syncthreads(); /* row_cls, q_s ready; everyone has read the last cur_* */
+        if (threadIdx.x == 0) { /* next rotation class among this block's rows */
+            int cs = -1, cd = 0, cw = -1, km = 0, kp = 0, ksl = 0;
             for (int r = 0; r < ROWS; r++) {
-                if (row_done[r]) continue;
-                if (cs < 0) cs = row_seq[r];
-                if (row_seq[r] == cs) km = max(km, row_nctx[r]), row_done[r] = 1;
+                if (row_cls[r] != -1) continue;
+                const int d = sinks ? row_pos[r] - row_slot[r] : 0;
+                const int w = sinks && row_nctx[r] > row_slot[r] + 1 ? row_slot[r] : -1;
+                if (cs < 0) cs = row_seq[r], cd = d, cw = w;
+                if (row_seq[r] != cs || d != cd || w != cw) continue;
+                row_cls[r] = cls;
+                if (row_nctx[r] > km) km = row_nctx[r], kp = row_pos[r], ksl = row_slot[r];
             }
-            cur_seq = cs, cur_kmax = km;
+            cur_seq = cs, cur_kmax = km, cur_pos = kp, cur_slot = ksl;
         }
         __syncthreads();
-        const int cs = cur_seq, kmax = cur_kmax;
+        const int cs = cur_seq, kmax = cur_kmax, rep_pos = cur_pos, rep_slot = cur_slot;
         if (cs < 0) break;
 
         bool active[RW];
@@ -116,7 +134,7 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill_kernel(co
 #pragma unroll
         for (int r = 0; r < RW; r++) {
             const int rr = warp * RW + r;
-            active[r] = row_seq[rr] == cs;
+            active[r] = row_cls[rr] == cls;
             nctx[r] = active[r] ? row_nctx[rr] : 0;
             warp_kmax = max(warp_kmax, nctx[r]);
         }
@@ -134,7 +152,17 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill_kernel(co
             for (int idx = threadIdx.x; idx < ATTN_TILE * nvec; idx += blockDim.x) {
                 const int kk = idx / nvec, c = idx % nvec, j = j0 + kk;
                 T *kd = k_s + kk * ks + c * V, *vd = v_s + kk * ks + c * V;
-                if (j < kmax && pp.vec) {
+                if (sinks) { /* unrotated in the cache: rotate for this class as we load */
+                    const size_t off = j < kmax ? cache_off(p, cs, j, g) : 0;
+                    const int kpos = sink_key_pos(p, j, rep_pos, rep_slot);
+#pragma unroll
+                    for (int x = 0; x < V; x++) {
+                        const int d = c * V + x;
+                        const bool in = j < kmax && d < Dh;
+                        kd[x] = in ? from_f32<T>(rope_elem(kc + off, d, kpos, p)) : from_f32<T>(0.0f);
+                        vd[x] = in ? vc[off + d] : from_f32<T>(0.0f);
+                    }
+                } else if (j < kmax && pp.vec) {
                     const size_t off = cache_off(p, cs, j, g) + (size_t)c * V;
                     *reinterpret_cast<uint4 *>(kd) = *reinterpret_cast<const uint4 *>(kc + off);
                     *reinterpret_cast<uint4 *>(vd) = *reinterpret_cast<const uint4 *>(vc + off);

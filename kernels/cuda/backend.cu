@@ -128,6 +128,7 @@ static void cuda_destroy(struct rd_backend *be)
         if (impl->cublas) cublasDestroy(impl->cublas);
         if (impl->cublas_ws_d) cudaFree(impl->cublas_ws_d);
         if (impl->attn_ws_d) cudaFree(impl->attn_ws_d);
+        if (impl->topk_ws_d) cudaFree(impl->topk_ws_d);
         if (impl->stream) cudaStreamDestroy(impl->stream);
         free(impl);
     }
@@ -153,6 +154,7 @@ static const struct rd_ops k_cuda_ops = {
     /* .swiglu = */ rd_cuda_swiglu,
     /* .rope_attention = */ rd_cuda_rope_attention,
     /* .copy = */ cuda_copy,
+    /* .topk = */ rd_cuda_topk,
 };
 
 extern "C" int rd_backend_cuda_device_count(void)
@@ -219,6 +221,10 @@ extern "C" rd_status rd_backend_cuda_create(const struct rd_backend_opts *opts,
         RD_TRY_GOTO(cuda_alloc(be, impl->attn_ws_bytes, &ws), st, fail);
         impl->attn_ws_d = (float *)ws;
     }
+
+    /* topk results: 1 MiB holds 2048 rows of 64 candidates; larger calls go in chunks */
+    impl->topk_ws_bytes = (size_t)1 << 20;
+    RD_TRY_GOTO(cuda_alloc(be, impl->topk_ws_bytes, &impl->topk_ws_d), st, fail);
 
     RD_LOG_INFO("cuda backend: gpu %d %s (sm_%d%d, %d SMs, %.1f GiB), dtype %s%s", device,
                 prop.name, prop.major, prop.minor, prop.multiProcessorCount,

@@ -43,6 +43,8 @@ struct rd_cuda_impl {
     size_t cublas_ws_bytes;
     float *attn_ws_d;       /* split-K partials of decode attention: [splits, T, H, Dh + 2] */
     size_t attn_ws_bytes;
+    void *topk_ws_d;        /* topk results before they go to the host: [rows, k] vals + ids */
+    size_t topk_ws_bytes;
     int n_sm;               /* multiprocessors, for grid heuristics */
     size_t max_smem_optin;  /* largest dynamic shared memory a block may opt into */
     int debug_sync;         /* RD_DEBUG_SYNC=1: sync and check after every op */
@@ -156,6 +158,8 @@ rd_status rd_cuda_matmul(struct rd_backend *be, void *y_d, const void *x_d, cons
                          int T, int N, int K);
 rd_status rd_cuda_swiglu(struct rd_backend *be, void *out_d, const void *gu_d, int T, int F);
 rd_status rd_cuda_rope_attention(struct rd_backend *be, const struct rd_attn_params *p);
+rd_status rd_cuda_topk(struct rd_backend *be, float *vals_h, int32_t *ids_h, const void *logits_d,
+                       int T, int V, int k, int vocab_offset);
 }
 
 static inline unsigned rd_div_up(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }

@@ -7,7 +7,10 @@
  * over earlier cache entries) cases with GQA/MQA, partial rotary and both rope styles, each
  * through the automatic path and forced through the decode kernel (T <= 64), the decode
  * kernel with forced split-K, and the prefill kernel. The KV cache is checked too: unused
- * entries hold NaN on both sides and must still hold NaN afterwards.
+ * entries hold NaN on both sides and must still hold NaN afterwards. Attention sinks (window
+ * > 0): a wrapped ring with S = 4, W = 16 at several ring phases, several tokens past the wrap
+ * in one call, S = 0 (sliding window), and W >= length against the cpu's plain attention.
+ * topk (sampling candidates) must give the cpu's ids and values exactly, ties included.
  *
  * Skips (exit 77) without CUDA. RD_TEST_QUICK=1 runs a small subset (for compute-sanitizer).
  * Sets RD_DEBUG_SYNC=1 (unless set) so a fault is reported by the op that caused it. */
@@ -243,6 +246,37 @@ static void test_swiglu(struct pair *P, int T, int F)
     free(gu);
 }
 
+/* topk: ids and values must match the cpu op exactly (both see the same dtype-rounded values);
+ * few_values draws from 5 values so ties (broken to the smaller id) are everywhere */
+static void test_topk(struct pair *P, int T, int V, int k, int offset, int few_values)
+{
+    const size_t n = (size_t)T * V;
+    float *x = rand_vec(n, 8, 0);
+    if (few_values)
+        for (size_t i = 0; i < n; i++) x[i] = (float)irand(5) * 0.25f;
+    round_dt(x, n, P->dt);
+    if (n > 3) x[n / 2] = NAN, x[n / 3] = -INFINITY; /* NaN counts as -inf */
+    void *xc, *xg;
+    both_f32(P, x, n, &xc, &xg);
+    float *vc = malloc((size_t)T * k * 4), *vg = malloc((size_t)T * k * 4);
+    int32_t *ic = malloc((size_t)T * k * 4), *ig = malloc((size_t)T * k * 4);
+    CHECK(P->cpu->ops->topk(P->cpu, vc, ic, xc, T, V, k, offset) == RD_OK);
+    for (size_t i = 0; i < (size_t)T * k; i++) vg[i] = 12345.0f, ig[i] = -7;
+    rd_status st = P->gpu->ops->topk(P->gpu, vg, ig, xg, T, V, k, offset);
+    CHECK_MSG(st == RD_OK, "topk T=%d V=%d k=%d: %s", T, V, k, rd_status_str(st));
+    int bad = 0;
+    for (size_t i = 0; i < (size_t)T * k; i++) {
+        if (vc[i] == vg[i] && ic[i] == ig[i]) continue;
+        if (bad++ < 3)
+            fprintf(stderr, "  topk T=%d V=%d k=%d [%s] row %zu rank %zu: cuda (%g, %d) cpu (%g, %d)\n",
+                    T, V, k, rd_dtype_name(P->dt), i / k, i % k, vg[i], ig[i], vc[i], ic[i]);
+    }
+    CHECK_MSG(bad == 0, "topk T=%d V=%d k=%d few_values=%d [%s]: %d entries differ", T, V, k,
+              few_values, rd_dtype_name(P->dt), bad);
+    both_free(P, xc, xg);
+    free(x), free(vc), free(vg), free(ic), free(ig);
+}
+
 /* ---- rope_attention ---- */
 
 #define MAX_SEQS 8
@@ -257,21 +291,42 @@ struct attn_case {
     int ctx[MAX_SEQS]; /* entries already in the cache */
     int n[MAX_SEQS];   /* new tokens of this call */
     int interleave;    /* tokens round-robin over sequences instead of one sequence after another */
+    /* attention sinks (window > 0): ctx[s] counts the tokens the sequence has seen, which go
+     * to cache entries as runtime/generate.c places them (the first W in order, then the ring
+     * [sinks, W) with the query at position W - 1); keys in the cache are unrotated */
+    int sinks, window;
+    int vs_plain; /* the cpu side runs plain attention (window 0) instead: W >= length only */
 };
+
+/* where token i of a sequence goes with sinks (runtime/generate.c's placement) */
+static void place_window(int S, int W, int i, int32_t *slot, int32_t *pos, int32_t *nctx)
+{
+    if (i < W) {
+        *slot = i, *pos = i, *nctx = i + 1;
+        return;
+    }
+    *slot = S + (i - S) % (W - S);
+    *pos = W - 1;
+    *nctx = W;
+}
 
 static void run_attn(struct pair *P, const struct attn_case *C, const char *path, int splits)
 {
     const int H = C->H, Hkv = C->Hkv, Dh = C->Dh, S = C->n_seqs, B = C->block_size;
+    const int W = C->window;
     int T = 0, max_ctx = 0, max_blocks = 0, n_blocks = 0;
-    int pos_off[MAX_SEQS];
+    int pos_off[MAX_SEQS], entries[MAX_SEQS], filled[MAX_SEQS];
     for (int s = 0; s < S; s++) {
         T += C->n[s];
         int total = C->ctx[s] + C->n[s];
-        if (total > max_ctx) max_ctx = total;
-        int nb = (total + B - 1) / B;
+        /* cache entries the sequence uses, and those holding earlier tokens */
+        entries[s] = W > 0 && total > W ? W : total;
+        filled[s] = W > 0 && C->ctx[s] > W ? W : C->ctx[s];
+        if (entries[s] > max_ctx) max_ctx = entries[s];
+        int nb = (entries[s] + B - 1) / B;
         if (nb + 1 > max_blocks) max_blocks = nb + 1;
         n_blocks += nb;
-        pos_off[s] = irand(4); /* positions need not equal slots */
+        pos_off[s] = W > 0 ? 0 : irand(4); /* positions need not equal slots (not with sinks) */
     }
     n_blocks += 3; /* spare blocks nobody uses: stay NaN */
 
@@ -283,6 +338,10 @@ static void run_attn(struct pair *P, const struct attn_case *C, const char *path
             int take = C->interleave ? 1 : C->n[s];
             for (int k = 0; k < take && done[s] < C->n[s]; k++, done[s]++, t++) {
                 seq[t] = s;
+                if (W > 0) {
+                    place_window(C->sinks, W, C->ctx[s] + done[s], &slot[t], &pos[t], &nctx[t]);
+                    continue;
+                }
                 slot[t] = C->ctx[s] + done[s];
                 pos[t] = slot[t] + pos_off[s];
                 nctx[t] = slot[t] + 1;
@@ -298,7 +357,7 @@ static void run_attn(struct pair *P, const struct attn_case *C, const char *path
     }
     int next = 0;
     for (int s = 0; s < S; s++) {
-        int nb = (C->ctx[s] + C->n[s] + B - 1) / B;
+        int nb = (entries[s] + B - 1) / B;
         for (int b = 0; b < max_blocks; b++) table[s * max_blocks + b] = b < nb ? perm[next++] : -1;
     }
     /* caches: earlier entries random, the rest NaN */
@@ -306,7 +365,7 @@ static void run_attn(struct pair *P, const struct attn_case *C, const char *path
     float *kcache = malloc(cache_n * 4), *vcache = malloc(cache_n * 4);
     for (size_t i = 0; i < cache_n; i++) kcache[i] = vcache[i] = NAN;
     for (int s = 0; s < S; s++)
-        for (int j = 0; j < C->ctx[s]; j++) {
+        for (int j = 0; j < filled[s]; j++) {
             size_t r = (size_t)table[s * max_blocks + j / B] * B + j % B;
             for (size_t e = 0; e < row; e++) kcache[r * row + e] = frand(), vcache[r * row + e] = frand();
         }
@@ -323,6 +382,19 @@ static void run_attn(struct pair *P, const struct attn_case *C, const char *path
     both_f32(P, qkv, qkv_n, &qc, &qg);
     both_f32(P, NULL, (size_t)T * H * Dh, &oc, &og);
     both_f32(P, kcache, cache_n, &kc, &kg);
+    if (C->vs_plain) { /* the plain cpu cache holds the earlier keys rotated at their entry */
+        float *krot = malloc(cache_n * 4);
+        memcpy(krot, kcache, cache_n * 4);
+        for (int s = 0; s < S; s++)
+            for (int j = 0; j < filled[s]; j++) {
+                size_t r = (size_t)table[s * max_blocks + j / B] * B + j % B;
+                for (int kh = 0; kh < Hkv; kh++)
+                    rd_rope_rotate_ref(krot + r * row + (size_t)kh * Dh, Dh, C->style, j, inv_freq,
+                                       C->rotary_dim / 2, C->attention_factor);
+            }
+        CHECK(P->cpu->ops->upload_f32(P->cpu, kc, krot, cache_n) == RD_OK);
+        free(krot);
+    }
     both_f32(P, vcache, cache_n, &vc, &vg);
     both_raw(P, inv_freq, (C->rotary_dim / 2 + 1) * sizeof(float), &fc, &fg);
     both_raw(P, pos, T * 4, &pc, &pg);
@@ -335,7 +407,9 @@ static void run_attn(struct pair *P, const struct attn_case *C, const char *path
     a.T = T, a.H = H, a.Hkv = Hkv, a.Dh = Dh, a.rotary_dim = C->rotary_dim, a.style = C->style;
     a.attention_factor = C->attention_factor, a.scale = 1.0f / sqrtf((float)Dh);
     a.max_blocks = max_blocks, a.block_size = B, a.max_ctx = max_ctx;
+    a.sink_tokens = C->sinks, a.window = W;
     struct rd_attn_params ac = a, ag = a;
+    if (C->vs_plain) ac.sink_tokens = 0, ac.window = 0;
     ac.inv_freq_d = fc, ac.qkv_d = qc, ac.out_d = oc, ac.pos_d = pc, ac.seq_d = sc;
     ac.slot_d = lc, ac.n_ctx_d = nc, ac.block_table_d = bc, ac.k_cache_d = kc, ac.v_cache_d = vc;
     ag.inv_freq_d = fg, ag.qkv_d = qg, ag.out_d = og, ag.pos_d = pg, ag.seq_d = sg;
@@ -356,7 +430,7 @@ static void run_attn(struct pair *P, const struct attn_case *C, const char *path
              path, splits);
     compare(P, oc, og, (size_t)T * H * Dh, what);
     snprintf(what, sizeof what, "rope_attention %s (path %s) k cache", C->name, path);
-    compare(P, kc, kg, cache_n, what);
+    if (!C->vs_plain) compare(P, kc, kg, cache_n, what); /* rotated vs unrotated by design */
     snprintf(what, sizeof what, "rope_attention %s (path %s) v cache", C->name, path);
     compare(P, vc, vg, cache_n, what);
 
@@ -369,23 +443,42 @@ static void run_attn(struct pair *P, const struct attn_case *C, const char *path
 
 static const struct attn_case k_cases[] = {
     /* decode: one token per sequence, different lengths */
-    {"decode mha", 4, 4, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 4, {37, 5, 100, 0}, {1, 1, 1, 1}, 1},
+    {"decode mha", 4, 4, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 4, {37, 5, 100, 0}, {1, 1, 1, 1}, 1, 0, 0, 0},
     {"decode gqa4 gptj", 8, 2, 128, 128, RD_ROPE_GPTJ, 16, 1.0f, 5, {1, 17, 63, 64, 200},
-     {1, 1, 1, 1, 1}, 1},
-    {"decode mqa partial", 8, 1, 64, 32, RD_ROPE_NEOX, 8, 1.0f, 3, {9, 40, 2}, {1, 1, 1}, 1},
-    {"decode gqa12 spec", 12, 1, 64, 64, RD_ROPE_NEOX, 16, 1.1f, 3, {30, 7, 55}, {1, 3, 2}, 1},
+     {1, 1, 1, 1, 1}, 1, 0, 0, 0},
+    {"decode mqa partial", 8, 1, 64, 32, RD_ROPE_NEOX, 8, 1.0f, 3, {9, 40, 2}, {1, 1, 1}, 1, 0, 0, 0},
+    {"decode gqa12 spec", 12, 1, 64, 64, RD_ROPE_NEOX, 16, 1.1f, 3, {30, 7, 55}, {1, 3, 2}, 1, 0, 0, 0},
     /* long contexts: split-K (auto) */
-    {"decode long", 8, 2, 128, 128, RD_ROPE_NEOX, 64, 1.0f, 3, {3000, 1500, 70}, {1, 1, 1}, 1},
-    {"decode long dh64", 16, 16, 64, 64, RD_ROPE_GPTJ, 32, 1.0f, 1, {4100}, {1}, 0},
+    {"decode long", 8, 2, 128, 128, RD_ROPE_NEOX, 64, 1.0f, 3, {3000, 1500, 70}, {1, 1, 1}, 1, 0, 0, 0},
+    {"decode long dh64", 16, 16, 64, 64, RD_ROPE_GPTJ, 32, 1.0f, 1, {4100}, {1}, 0, 0, 0, 0},
     /* prefill */
-    {"prefill one seq odd", 4, 2, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 1, {0}, {77}, 0},
+    {"prefill one seq odd", 4, 2, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 1, {0}, {77}, 0, 0, 0, 0},
     {"prefill flat 3 seqs dh80", 6, 2, 80, 40, RD_ROPE_GPTJ, 16, 1.0f, 3, {0, 0, 0}, {45, 20, 33},
-     0},
-    {"prefill chunked", 8, 8, 32, 32, RD_ROPE_NEOX, 16, 1.0f, 2, {50, 17}, {30, 40}, 0},
-    {"mixed small odd block", 4, 2, 96, 96, RD_ROPE_NEOX, 5, 1.0f, 3, {3, 0, 20}, {7, 5, 2}, 1},
-    {"prefill dh256 partial", 4, 2, 256, 64, RD_ROPE_NEOX, 16, 1.2f, 2, {10, 0}, {33, 40}, 0},
-    {"dh36 unaligned", 2, 1, 36, 36, RD_ROPE_GPTJ, 7, 1.0f, 2, {12, 3}, {9, 4}, 0},
-    {"prefill mqa chunk", 8, 1, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {100, 33}, {50, 60}, 0},
+     0, 0, 0, 0},
+    {"prefill chunked", 8, 8, 32, 32, RD_ROPE_NEOX, 16, 1.0f, 2, {50, 17}, {30, 40}, 0, 0, 0, 0},
+    {"mixed small odd block", 4, 2, 96, 96, RD_ROPE_NEOX, 5, 1.0f, 3, {3, 0, 20}, {7, 5, 2}, 1, 0, 0, 0},
+    {"prefill dh256 partial", 4, 2, 256, 64, RD_ROPE_NEOX, 16, 1.2f, 2, {10, 0}, {33, 40}, 0, 0, 0, 0},
+    {"dh36 unaligned", 2, 1, 36, 36, RD_ROPE_GPTJ, 7, 1.0f, 2, {12, 3}, {9, 4}, 0, 0, 0, 0},
+    {"prefill mqa chunk", 8, 1, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {100, 33}, {50, 60}, 0, 0, 0, 0},
+    /* attention sinks: ctx = tokens seen so far; S=4, W=16 with the ring wrapped (decode, one
+     * token per sequence, at several ring phases) */
+    {"sinks S4 W16 wrapped", 8, 2, 64, 64, RD_ROPE_NEOX, 4, 1.0f, 4, {16, 20, 37, 100},
+     {1, 1, 1, 1}, 1, 4, 16, 0},
+    {"sinks S4 W16 wrapped gptj partial", 4, 1, 96, 48, RD_ROPE_GPTJ, 5, 1.1f, 3, {29, 16, 61},
+     {1, 1, 1}, 1, 4, 16, 0},
+    /* several tokens of one sequence past the wrap in one call (the cpu contract: all stored,
+     * then read) and a pre-wrap prefill chunk up to the window, in one flat batch */
+    {"sinks S4 W16 multi", 4, 2, 64, 64, RD_ROPE_NEOX, 4, 1.0f, 2, {40, 3}, {3, 13}, 0, 4, 16, 0},
+    /* S = 0: a plain sliding window */
+    {"window S0 W24 wrapped", 8, 8, 128, 128, RD_ROPE_NEOX, 8, 1.0f, 3, {24, 50, 23}, {1, 1, 1},
+     1, 0, 24, 0},
+    {"window S0 W300 long", 8, 2, 128, 128, RD_ROPE_GPTJ, 16, 1.0f, 2, {1000, 299}, {1, 1}, 1,
+     0, 300, 0},
+    /* W >= length: equals plain attention (the cpu side runs without a window) */
+    {"sinks W>=len = plain decode", 8, 2, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 3, {10, 40, 0},
+     {1, 2, 1}, 1, 4, 64, 1},
+    {"sinks W>=len = plain prefill", 4, 2, 80, 80, RD_ROPE_NEOX, 16, 1.0f, 2, {0, 20}, {70, 30},
+     0, 4, 128, 1},
 };
 
 static void test_attention(struct pair *P)
@@ -438,6 +531,11 @@ int main(void)
         if (!g_quick) test_matmul(&P, 33, 64, 1024);
         test_swiglu(&P, 3, 1000);
         test_swiglu(&P, 17, 37);
+        test_topk(&P, 3, 32000, 1, 0, 0);       /* greedy: argmax */
+        test_topk(&P, 2, 128256 / 4, 50, 96192, 0);
+        test_topk(&P, 5, 1000, 64, 17, 1);      /* ties everywhere */
+        test_topk(&P, 2, 40, 64, 0, 0);         /* V < k: padded with (-inf, -1) */
+        if (!g_quick) test_topk(&P, 3000, 300, 64, 0, 0); /* more rows than the workspace */
         test_attention(&P);
         rd_backend_free(P.gpu);
         fflush(stdout);
