@@ -54,11 +54,11 @@ rd_status rd_comm_bcast_host(struct rd_comm *c, void *buf_h, size_t bytes, int r
     return RD_OK;
 }
 
-rd_status rd_comm_gatherv_f32(struct rd_comm *c, const float *src_h, int n_local, float *dst_h,
-                              const int *counts, int root)
+static rd_status gatherv(struct rd_comm *c, const void *src_h, int n_local, void *dst_h,
+                         const int *counts, int root, MPI_Datatype type, size_t size)
 {
     if (c->size == 1) {
-        memmove(dst_h, src_h, (size_t)n_local * sizeof(float));
+        memmove(dst_h, src_h, (size_t)n_local * size);
         return RD_OK;
     }
     int *displs = NULL;
@@ -68,9 +68,20 @@ rd_status rd_comm_gatherv_f32(struct rd_comm *c, const float *src_h, int n_local
         int off = 0;
         for (int r = 0; r < c->size; r++) displs[r] = off, off += counts[r];
     }
-    int rc = MPI_Gatherv(src_h, n_local, MPI_FLOAT, dst_h, counts, displs, MPI_FLOAT, root,
-                         c->world->comm);
+    int rc = MPI_Gatherv(src_h, n_local, type, dst_h, counts, displs, type, root, c->world->comm);
     free(displs);
     MPI_CHECK(rc);
     return RD_OK;
+}
+
+rd_status rd_comm_gatherv_f32(struct rd_comm *c, const float *src_h, int n_local, float *dst_h,
+                              const int *counts, int root)
+{
+    return gatherv(c, src_h, n_local, dst_h, counts, root, MPI_FLOAT, sizeof(float));
+}
+
+rd_status rd_comm_gatherv_i32(struct rd_comm *c, const int32_t *src_h, int n_local, int32_t *dst_h,
+                              const int *counts, int root)
+{
+    return gatherv(c, src_h, n_local, dst_h, counts, root, MPI_INT32_T, sizeof(int32_t));
 }

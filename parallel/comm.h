@@ -33,6 +33,10 @@ rd_status rd_comm_bcast_host(struct rd_comm *c, void *buf_h, size_t bytes, int r
 rd_status rd_comm_gatherv_f32(struct rd_comm *c, const float *src_h, int n_local, float *dst_h,
                               const int *counts, int root);
 
+/* The same for int32 values. */
+rd_status rd_comm_gatherv_i32(struct rd_comm *c, const int32_t *src_h, int n_local, int32_t *dst_h,
+                              const int *counts, int root);
+
 /* NCCL implementation (parallel/comm_nccl.c, built with CUDA). */
 rd_status rd_comm_nccl_init(struct rd_comm *c, int share_gpu);
 void rd_comm_nccl_free(struct rd_comm *c);

@@ -40,6 +40,47 @@ void rd_gen_result_free(struct rd_gen_result *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Sampling from candidates: each rank sends its k best logits of the last token instead of its
+ * whole vocabulary slice, and rank 0 merges the P*k pairs. Exact for greedy (k = 1) and for
+ * top-k sampling, where the top_k best over all ranks are among them. */
+struct cand {
+    int k;                 /* 0: full logits are gathered instead */
+    float *v;              /* (k) local */
+    int32_t *id;           /* (k) local */
+    float *all_v;          /* (P*k) on rank 0 */
+    int32_t *all_id;       /* (P*k) on rank 0 */
+    int32_t *counts;       /* (P) = k */
+};
+
+static const float *g_merge_v;
+static const int32_t *g_merge_id;
+static int by_value_then_id(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    bool vi = g_merge_id[i] >= 0, vj = g_merge_id[j] >= 0; /* padding (-1) last */
+    if (vi != vj) return vi ? -1 : 1;
+    if (g_merge_v[i] > g_merge_v[j]) return -1;
+    if (g_merge_v[i] < g_merge_v[j]) return 1;
+    return (g_merge_id[i] > g_merge_id[j]) - (g_merge_id[i] < g_merge_id[j]);
+}
+
+/* Rank 0: merges the gathered candidates into (vals, ids) sorted, returns how many are valid. */
+static int merge_candidates(const struct cand *c, int P, float *vals, int32_t *ids, int *order)
+{
+    const int n = P * c->k;
+    for (int i = 0; i < n; i++) order[i] = i;
+    g_merge_v = c->all_v;
+    g_merge_id = c->all_id;
+    qsort(order, (size_t)n, sizeof(int), by_value_then_id);
+    int m = 0;
+    for (int i = 0; i < n && m < c->k; i++) {
+        if (c->all_id[order[i]] < 0) break;
+        vals[m] = c->all_v[order[i]];
+        ids[m++] = c->all_id[order[i]];
+    }
+    return m;
+}
+
 /* Where absolute token i of the sequence goes: its cache entry, its rope position and how many
  * entries it attends to. Without a window: entry i, position i, i + 1 entries. With sinks
  * (S, W): the first W tokens fill the cache in order; later ones cycle through entries
@@ -62,6 +103,7 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
                       void *cb_ctx, struct rd_gen_result *res)
 {
     memset(res, 0, sizeof *res);
+    struct cand cd = {0};
     const int V = m->cfg.vocab_size, rank = m->comm->rank, P = m->comm->size;
     const int cap = m->lim.max_ctx;
     const int chunk = m->lim.max_tokens;
@@ -86,6 +128,29 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
         counts[r] = s.v_local;
     }
     int32_t *pos = ids + chunk, *seq = pos + chunk, *slot = seq + chunk, *nctx = slot + chunk;
+
+    /* greedy and top-k sampling need only each rank's best candidates on the coordinator */
+    int kk = sampler && sampler->temperature == 0.0f ? 1 : (sampler ? sampler->top_k : 0);
+    int32_t mode[2] = {kk, opts->keep_logits ? 1 : 0};
+    RD_TRY_GOTO(rd_comm_bcast_host(m->comm, mode, sizeof mode, 0), st, done);
+    cd.k = (!mode[1] && mode[0] >= 1 && mode[0] <= 64 && P <= 64) ? mode[0] : 0;
+    float cand_v[64];
+    int32_t cand_id[64], merge_order[64 * 64];
+    if (cd.k) {
+        cd.v = malloc((size_t)cd.k * sizeof(float));
+        cd.id = malloc((size_t)cd.k * sizeof(int32_t));
+        cd.all_v = malloc((size_t)P * cd.k * sizeof(float));
+        cd.all_id = malloc((size_t)P * cd.k * sizeof(int32_t));
+        cd.counts = malloc((size_t)P * sizeof(int32_t));
+        if (!cd.v || !cd.id || !cd.all_v || !cd.all_id || !cd.counts) {
+            st = RD_ERR_OOM;
+            goto done;
+        }
+        for (int r = 0; r < P && cd.k; r++) cd.counts[r] = cd.k;
+    }
+#define FORWARD(batch)                                                                         \
+    (cd.k ? rd_model_forward_topk(m, (batch), cd.k, cd.v, cd.id)                               \
+          : rd_model_forward(m, (batch), m->logits_h))
     memset(seq, 0, (size_t)chunk * sizeof(int32_t));
 
     double t0 = now_ms();
@@ -106,18 +171,26 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
         struct rd_batch b = {.T = T, .ids = ids, .pos = pos, .seq = seq, .slot = slot,
                              .n_ctx = nctx, .n_out = n_done + T == n_prompt ? 1 : 0,
                              .out_idx = &last};
-        RD_TRY_GOTO(rd_model_forward(m, &b, m->logits_h), st, done);
+        RD_TRY_GOTO(FORWARD(&b), st, done);
         n_done += T;
     }
     res->prefill_ms = now_ms() - t0;
     double t1 = now_ms();
     res->finish_reason = "length";
     for (int step = 0; step < opts->max_new_tokens; step++) {
-        RD_TRY_GOTO(gather_logits(m, m->logits_h, full, counts), st, done);
+        int n_cand = 0;
+        if (cd.k) {
+            RD_TRY_GOTO(rd_comm_gatherv_f32(m->comm, cd.v, cd.k, cd.all_v, cd.counts, 0), st, done);
+            RD_TRY_GOTO(rd_comm_gatherv_i32(m->comm, cd.id, cd.k, cd.all_id, cd.counts, 0), st, done);
+            if (rank == 0) n_cand = merge_candidates(&cd, P, cand_v, cand_id, merge_order);
+        } else {
+            RD_TRY_GOTO(gather_logits(m, m->logits_h, full, counts), st, done);
+        }
         int32_t msg[2] = {0, 0}; /* token, stop (0 go, 1 eos, 2 length, 3 context) */
         if (rank == 0) {
             if (res->logits) memcpy(res->logits + (size_t)step * V, full, (size_t)V * sizeof(float));
-            int32_t next = rd_sampler_sample(sampler, full);
+            int32_t next = cd.k ? rd_sampler_sample_candidates(sampler, cand_v, cand_id, n_cand)
+                                : rd_sampler_sample(sampler, full);
             res->ids[res->n++] = next;
             if (cb) cb(cb_ctx, next);
             msg[0] = next;
@@ -136,11 +209,17 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
         int32_t zero = 0;
         struct rd_batch b = {.T = 1, .ids = ids, .pos = pos, .seq = seq, .slot = slot,
                              .n_ctx = nctx, .n_out = 1, .out_idx = &zero};
-        RD_TRY_GOTO(rd_model_forward(m, &b, m->logits_h), st, done);
+        RD_TRY_GOTO(FORWARD(&b), st, done);
         n_done++;
     }
     res->decode_ms = now_ms() - t1;
+#undef FORWARD
 done:
+    free(cd.v);
+    free(cd.id);
+    free(cd.all_v);
+    free(cd.all_id);
+    free(cd.counts);
     free(ids);
     free(counts);
     free(full);

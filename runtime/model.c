@@ -242,7 +242,8 @@ static rd_status update_rope(struct rd_model *m, int seq_len)
                               (size_t)m->rope.n_pairs * sizeof(float));
 }
 
-rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h)
+/* The layer loop and the LM head: local logits of the n_out wanted tokens in m->logits_d. */
+static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
 {
     struct rd_backend *be = m->be;
     const struct rd_ops *o = be->ops;
@@ -297,12 +298,28 @@ rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *
             l + 1 < m->cfg.n_layers ? m->layers[l + 1].attn_norm_d : m->final_norm_d;
         RD_TRY(o->add_rmsnorm(be, m->h_d, m->x_d, m->proj_d, next_norm, T, D, eps));
     }
-    if (b->n_out == 0) return o->sync(be);
+    if (b->n_out == 0) return RD_OK;
     /* gather the rows whose logits are wanted, then the rank's vocab rows of the LM head */
     const size_t row = (size_t)D * rd_dtype_size(be->dtype);
     for (int i = 0; i < b->n_out; i++)
         RD_TRY(o->copy(be, (char *)m->proj_d + i * row, (const char *)m->h_d + b->out_idx[i] * row,
                        row));
-    RD_TRY(o->matmul(be, m->logits_d, m->proj_d, m->lm_head_d, b->n_out, m->V_local, D));
-    return o->download_f32(be, logits_local_h, m->logits_d, (size_t)b->n_out * m->V_local);
+    return o->matmul(be, m->logits_d, m->proj_d, m->lm_head_d, b->n_out, m->V_local, D);
+}
+
+rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h)
+{
+    RD_TRY(forward_to_logits(m, b));
+    if (b->n_out == 0) return m->be->ops->sync(m->be);
+    return m->be->ops->download_f32(m->be, logits_local_h, m->logits_d,
+                                    (size_t)b->n_out * m->V_local);
+}
+
+rd_status rd_model_forward_topk(struct rd_model *m, const struct rd_batch *b, int k, float *vals_h,
+                                int32_t *ids_h)
+{
+    RD_TRY(forward_to_logits(m, b));
+    if (b->n_out == 0) return m->be->ops->sync(m->be);
+    return m->be->ops->topk(m->be, vals_h, ids_h, m->logits_d, b->n_out, m->V_local, k,
+                            m->shard.v0);
 }

@@ -88,5 +88,9 @@ struct rd_batch {
     const int32_t *out_idx;
 };
 rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h);
+/* The same forward, but only each wanted token's k best local logits and their global ids
+ * (vocab offset added) reach the host: (n_out, k) values (descending) and ids. */
+rd_status rd_model_forward_topk(struct rd_model *m, const struct rd_batch *b, int k, float *vals_h,
+                                int32_t *ids_h);
 
 #endif

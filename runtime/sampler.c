@@ -106,3 +106,37 @@ int rd_sampler_sample(struct rd_sampler *s, const float *logits)
     }
     return s->order[keep - 1];
 }
+
+int rd_sampler_sample_candidates(struct rd_sampler *s, const float *vals, const int32_t *ids,
+                                 int n)
+{
+    if (s->temperature == 0.0f || n == 1) return ids[0];
+    if (n > s->V) n = s->V;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        s->probs[i] = (float)exp(((double)vals[i] - vals[0]) / s->temperature);
+        sum += s->probs[i];
+    }
+    for (int i = 0; i < n; i++) s->probs[i] = (float)(s->probs[i] / sum);
+    int keep = n;
+    if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
+    if (s->top_p < 1.0f) {
+        double mass = 0, total = 0;
+        for (int i = 0; i < keep; i++) total += s->probs[i];
+        int m = 0;
+        while (m < keep) {
+            mass += s->probs[m] / total;
+            m++;
+            if (mass >= (double)s->top_p - 1e-6) break;
+        }
+        keep = m;
+    }
+    double kept = 0;
+    for (int i = 0; i < keep; i++) kept += s->probs[i];
+    double u = rd_sampler_uniform(s) * kept, acc = 0;
+    for (int i = 0; i < keep; i++) {
+        acc += s->probs[i];
+        if (u < acc) return ids[i];
+    }
+    return ids[keep - 1];
+}

@@ -25,6 +25,11 @@ void rd_sampler_free(struct rd_sampler *s);
 int rd_sampler_argmax(const float *logits, int V);
 /* Chooses the next token from logits[V]. */
 int rd_sampler_sample(struct rd_sampler *s, const float *logits);
+/* Chooses the next token from n candidates (values descending, ties by smaller id), e.g. the
+ * top-k of every rank merged: the same result as rd_sampler_sample on the full logits when the
+ * candidates are the top_k best (greedy: n >= 1). Draws the same random numbers. */
+int rd_sampler_sample_candidates(struct rd_sampler *s, const float *vals, const int32_t *ids,
+                                 int n);
 /* Uniform double in [0, 1) from the sampler's stream (exposed for tests). */
 double rd_sampler_uniform(struct rd_sampler *s);
 
