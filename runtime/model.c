@@ -52,7 +52,13 @@ static rd_status upload(struct loader *L, void **dst_d, const float *h, size_t n
 {
     struct rd_backend *be = L->m->be;
     size_t bytes = n * rd_dtype_size(be->dtype);
-    RD_TRY(be->ops->alloc(be, bytes, dst_d));
+    rd_status st = be->ops->alloc(be, bytes, dst_d);
+    if (st != RD_OK) {
+        snprintf(L->err, L->err_len, "out of %s memory for the weights: %.1f MB more needed after "
+                 "%.1f MB loaded (fewer layers per rank: more ranks, or a smaller dtype)",
+                 be->ops->name, bytes / 1e6, L->m->weight_bytes / 1e6);
+        return st;
+    }
     L->m->weight_bytes += bytes;
     return be->ops->upload_f32(be, *dst_d, h, n);
 }
@@ -195,8 +201,12 @@ rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
     m->file_bytes = src->bytes_read ? src->bytes_read(src->ctx) : 0;
     st = alloc_runtime(m);
     if (st != RD_OK && !err[0])
-        snprintf(err, err_len, "cannot allocate the KV cache and activations for %d sequences x %d "
-                 "tokens on the %s backend", lim->max_seqs, lim->max_ctx, be->ops->name);
+        snprintf(err, err_len, "out of %s memory for the KV cache and activations (%.1f MB of KV "
+                 "cache for %d sequence(s) x %d tokens, after %.1f MB of weights): lower "
+                 "--max-seq-len or --max-batch-tokens", be->ops->name,
+                 (double)2 * cfg->n_layers * m->max_blocks * lim->block_size * lim->max_seqs *
+                     m->Hkv_local * m->Dh * rd_dtype_size(be->dtype) / 1e6,
+                 lim->max_seqs, lim->max_ctx, m->weight_bytes / 1e6);
 done:
     free(L.stage);
     return st;
