@@ -57,37 +57,36 @@ static void prefix(char *buf, size_t n)
         snprintf(buf, n, "%s:%d [r%d/%d]", host, (int)getpid(), g_rank, g_world);
 }
 
+/* one fprintf per line so lines of different ranks do not interleave mid-line */
+static void emit(enum rd_log_level lvl, const char *file, int line, const char *fmt, va_list ap)
+{
+    char pre[160], msg[2048];
+    prefix(pre, sizeof pre);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    const char *base = strrchr(file, '/');
+    fprintf(stderr, "%s %s %s:%d %s\n", pre, level_name(lvl), base ? base + 1 : file, line, msg);
+    fflush(stderr);
+}
+
 void rd_log_msg(enum rd_log_level lvl, const char *file, int line, const char *fmt, ...)
 {
     init_level_from_env();
     if (lvl < g_level) return;
     if (lvl <= RD_LOG_INFO && g_rank != 0 && !g_all_ranks) return;
-    char pre[160], msg[2048];
-    prefix(pre, sizeof pre);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    emit(lvl, file, line, fmt, ap);
     va_end(ap);
-    const char *base = strrchr(file, '/');
-    base = base ? base + 1 : file;
-    /* one fprintf per line so lines of different ranks do not interleave mid-line */
-    fprintf(stderr, "%s %s %s:%d %s\n", pre, level_name(lvl), base, line, msg);
-    fflush(stderr);
 }
 
 void rd_log_every_rank(const char *file, int line, const char *fmt, ...)
 {
     init_level_from_env();
     if (g_level > RD_LOG_INFO) return;
-    char pre[160], msg[2048];
-    prefix(pre, sizeof pre);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    emit(RD_LOG_INFO, file, line, fmt, ap);
     va_end(ap);
-    const char *base = strrchr(file, '/');
-    fprintf(stderr, "%s INFO %s:%d %s\n", pre, base ? base + 1 : file, line, msg);
-    fflush(stderr);
 }
 
 void rd_log_user_error(const char *fmt, ...)
