@@ -1,9 +1,10 @@
 /* Where one decode step goes: the forward pass op by op (bench_forward_timed marks the clock
- * after each op: CUDA events on cuda, sync + clock on cpu), per op the median time over the
- * runs, its share of the step, the bytes it must move and the bandwidth / FLOP rate that
- * gives. The last rows compare the sum with rd_model_forward's wall time, and check that the
- * copied forward gives rd_model_forward's logits (#wrong = logits off by more than 1e-3
- * relative to the largest). Uses the first --batch and --ctx values (default 1, 2048). */
+ * after each op through the model's on_op hook: CUDA events on cuda, sync + clock on cpu), per
+ * op the median time over the runs, its share of the step, the bytes it must move and the
+ * bandwidth / FLOP rate that gives. The last rows compare the sum with rd_model_forward's wall
+ * time without the hook, and check that the timed forward gives the untimed one's logits
+ * (#wrong = logits off by more than 1e-3 relative to the largest). Uses the first --batch and
+ * --ctx values (default 1, 2048). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
 
     const size_t nl = (size_t)B * bm.m.V_local;
     float *ref = malloc(nl * sizeof(float)), *got = malloc(nl * sizeof(float));
-    double *ops = malloc((size_t)a.iters * BOP_COUNT * sizeof(double));
+    double *ops = malloc((size_t)a.iters * RD_MODEL_OP_COUNT * sizeof(double));
     double *wall = malloc((size_t)a.iters * sizeof(double)), *tot = malloc((size_t)a.iters * sizeof(double));
     const double es = (double)rd_dtype_size(be->dtype);
     const double ar = bench_allreduce_ms(&a, a.tp, B * bm.m.D * es);
@@ -61,7 +62,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; st == RD_OK && i < a.iters; i++) {
         st = bench_forward_timed(&bm, &b, clk, ar, got, &t);
-        for (int k = 0; k < BOP_COUNT; k++) ops[k * a.iters + i] = t.ms[k];
+        for (int k = 0; k < RD_MODEL_OP_COUNT; k++) ops[k * a.iters + i] = t.ms[k];
         tot[i] = t.total_ms;
     }
     int wrong = 0, failures = 0;
@@ -83,7 +84,7 @@ int main(int argc, char **argv)
         bench_table_begin(&tab, "one decode step, op by op (median over runs)", cols, 9);
         struct bench_stat sw = bench_stat_of(wall, a.iters), stt = bench_stat_of(tot, a.iters);
         double sum = 0;
-        for (int k = 0; k < BOP_COUNT; k++) {
+        for (int k = 0; k < RD_MODEL_OP_COUNT; k++) {
             struct bench_stat s = bench_stat_of(ops + (size_t)k * a.iters, a.iters);
             sum += s.med;
             double bw = t.bytes[k] > 0 && s.med > 0 ? t.bytes[k] / (s.med * 1e-3) / 1e9 : NAN;
@@ -91,8 +92,8 @@ int main(int argc, char **argv)
                              t.bytes[k] > 0 ? t.bytes[k] / 1e6 : NAN, bw, 100 * bw / fl.copy_gbs,
                              t.flops[k] > 0 && s.med > 0 ? t.flops[k] / (s.med * 1e-3) / 1e12 : NAN,
                              NAN};
-            const char *str[9] = {bench_op_name((enum bench_op)k)};
-            if (k == BOP_ALLREDUCE && a.tp > 1) str[8] = "model";
+            const char *str[9] = {bench_op_name((enum rd_model_op)k)};
+            if (k == RD_MODEL_OP_ALLREDUCE && a.tp > 1) str[8] = "model";
             bench_table_row(&tab, row, str);
         }
         double bytes = bench_step_bytes(&bm, B, C);

@@ -36,8 +36,8 @@ static rd_status measure(struct bench_model *bm, const struct bench_args *a, int
         struct bench_op_times t;
         st = bench_forward_timed(bm, &b, clk, 0, logits, &t);
         pl[i] = 0;
-        for (int k = 0; k < BOP_COUNT; k++)
-            if (bench_op_per_layer((enum bench_op)k) && k != BOP_ALLREDUCE) pl[i] += t.ms[k];
+        for (int k = 0; k < RD_MODEL_OP_COUNT; k++)
+            if (bench_op_per_layer((enum rd_model_op)k) && k != RD_MODEL_OP_ALLREDUCE) pl[i] += t.ms[k];
         pl[i] /= Lb;
     }
     if (st == RD_OK) {

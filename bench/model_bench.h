@@ -1,7 +1,7 @@
 /* A rank's model with synthetic weights, for the benchmarks: rank 0's shard of a P-way group
  * built in one process (--simulate-tp P; its communicator has one rank, so the all-reduces
  * are no-ops and their cost is added from the model below), a KV cache re-sized per table
- * row, a copy of the forward pass that marks the clock between ops (per-op breakdown), and
+ * row, the forward pass timed op by op through the model's on_op hook (per-op breakdown), and
  * the byte / FLOP counts the floors need.
  *
  * All-reduce model (NCCL ring/NVLS on 8xH100 NVSwitch, nccl-tests figures):
@@ -38,8 +38,8 @@ void bench_model_close(struct bench_model *bm);
 
 /* Bytes a KV cache of seqs x ctx tokens takes (all built layers). */
 double bench_kv_bytes(const struct bench_model *bm, int seqs, int ctx);
-/* Re-sizes the KV cache to seqs slots of ctx tokens and fills it with random values (the
- * runtime sizes it once in rd_model_init; see the proposed rd_model_resize_cache). */
+/* Re-sizes the KV cache to seqs slots of ctx tokens (rd_model_resize_cache) and fills it with
+ * random values; nothing to do when it already has that size. */
 rd_status bench_model_cache(struct bench_model *bm, int seqs, int ctx);
 
 /* A decode batch: seqs sequences, each adding its token at position ctx - 1 (attending to
@@ -51,41 +51,26 @@ void bench_batch_free(struct rd_batch *b);
 
 /* ---- per-op timing ---- */
 
-enum bench_op {
-    BOP_HOST_IN, /* ids/positions upload */
-    BOP_EMBED,
-    BOP_RMSNORM,
-    BOP_QKV,
-    BOP_ATTN,
-    BOP_O_PROJ,
-    BOP_ALLREDUCE,
-    BOP_ADD_RMSNORM,
-    BOP_GATE_UP,
-    BOP_SWIGLU,
-    BOP_DOWN,
-    BOP_LM_HEAD, /* row gather + LM head GEMM */
-    BOP_HOST_OUT, /* logits download */
-    BOP_COUNT
-};
-const char *bench_op_name(enum bench_op op);
+/* Ops are the model's steps (enum rd_model_op); the table names them here. */
+const char *bench_op_name(enum rd_model_op op);
 /* whether the op runs once per layer (the part extrapolated with --layers) */
-bool bench_op_per_layer(enum bench_op op);
+bool bench_op_per_layer(enum rd_model_op op);
 
 struct bench_op_times {
-    double ms[BOP_COUNT];
-    int calls[BOP_COUNT];
-    double bytes[BOP_COUNT]; /* bytes the op must move at least (weights, KV, activations) */
-    double flops[BOP_COUNT];
-    double total_ms;         /* first mark to last */
+    double ms[RD_MODEL_OP_COUNT];
+    int calls[RD_MODEL_OP_COUNT];
+    double bytes[RD_MODEL_OP_COUNT]; /* bytes the op must move at least (weights, KV, activations) */
+    double flops[RD_MODEL_OP_COUNT];
+    double total_ms; /* first mark to last (plus the modelled all-reduces) */
 };
 
 /* All-reduce model cost of n elements of es bytes over P ranks (ms). */
 double bench_allreduce_ms(const struct bench_args *a, int P, double bytes);
 
-/* The forward pass of rd_model_forward, op for op, with a clock mark after each op. The
- * all-reduce runs for real when the communicator has several ranks; with --simulate-tp its
- * modelled cost (ar_ms each) is added to BOP_ALLREDUCE instead. logits_h gets the rank's
- * logits like rd_model_forward's. clk needs >= 16 * layers + 16 marks. */
+/* rd_model_forward with a clock mark after each op (the model's on_op hook). The all-reduce
+ * runs and is marked when the communicator has several ranks; with --simulate-tp (one rank,
+ * a no-op) its modelled cost (ar_ms each) is added to RD_MODEL_OP_ALLREDUCE instead. logits_h
+ * gets the rank's logits from rd_model_forward. clk needs >= 16 * layers + 16 marks. */
 rd_status bench_forward_timed(struct bench_model *bm, const struct rd_batch *b,
                               struct bench_clock *clk, double ar_ms, float *logits_h,
                               struct bench_op_times *t);

@@ -112,31 +112,52 @@ static rd_status alloc_i32(struct rd_model *m, size_t n, int32_t **p)
     return m->be->ops->alloc(m->be, n * sizeof(int32_t), (void **)p);
 }
 
-static rd_status alloc_runtime(struct rd_model *m)
+/* The KV cache of lim.max_seqs slots of lim.max_ctx tokens and its block table. */
+static rd_status alloc_cache(struct rd_model *m)
 {
     struct rd_backend *be = m->be;
     const struct rd_model_limits *lim = &m->lim;
-    const size_t T = (size_t)lim->max_tokens;
     m->max_blocks = (lim->max_ctx + lim->block_size - 1) / lim->block_size;
     m->n_blocks = m->max_blocks * lim->max_seqs;
     const size_t cache_n = (size_t)m->n_blocks * lim->block_size * m->Hkv_local * m->Dh;
-    m->k_cache_d = calloc((size_t)m->cfg.n_layers, sizeof(void *));
-    m->v_cache_d = calloc((size_t)m->cfg.n_layers, sizeof(void *));
-    m->block_table_h = malloc((size_t)lim->max_seqs * m->max_blocks * sizeof(int32_t));
-    m->logits_h = malloc(T * (size_t)m->V_local * sizeof(float));
-    if (!m->k_cache_d || !m->v_cache_d || !m->block_table_h || !m->logits_h) return RD_ERR_OOM;
+    const size_t n_tab = (size_t)lim->max_seqs * m->max_blocks;
+    m->block_table_h = malloc(n_tab * sizeof(int32_t));
+    if (!m->block_table_h) return RD_ERR_OOM;
     m->kv_bytes = (uint64_t)2 * m->cfg.n_layers * cache_n * rd_dtype_size(be->dtype);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         RD_TRY(alloc_act(m, cache_n, &m->k_cache_d[l]));
         RD_TRY(alloc_act(m, cache_n, &m->v_cache_d[l]));
     }
     /* each slot owns a contiguous run of blocks; the table keeps attention ops general */
-    for (int s = 0; s < lim->max_seqs; s++)
-        for (int b = 0; b < m->max_blocks; b++)
-            m->block_table_h[s * m->max_blocks + b] = s * m->max_blocks + b;
-    RD_TRY(alloc_i32(m, (size_t)lim->max_seqs * m->max_blocks, &m->block_table_d));
-    RD_TRY(be->ops->upload(be, m->block_table_d, m->block_table_h,
-                           (size_t)lim->max_seqs * m->max_blocks * sizeof(int32_t)));
+    for (size_t i = 0; i < n_tab; i++) m->block_table_h[i] = (int32_t)i;
+    RD_TRY(alloc_i32(m, n_tab, &m->block_table_d));
+    return be->ops->upload(be, m->block_table_d, m->block_table_h, n_tab * sizeof(int32_t));
+}
+
+static void free_cache(struct rd_model *m)
+{
+    struct rd_backend *be = m->be;
+    if (m->k_cache_d)
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            be->ops->free(be, m->k_cache_d[l]), be->ops->free(be, m->v_cache_d[l]);
+            m->k_cache_d[l] = m->v_cache_d[l] = NULL;
+        }
+    be->ops->free(be, m->block_table_d);
+    m->block_table_d = NULL;
+    free(m->block_table_h);
+    m->block_table_h = NULL;
+    m->kv_bytes = 0;
+}
+
+static rd_status alloc_runtime(struct rd_model *m)
+{
+    struct rd_backend *be = m->be;
+    const size_t T = (size_t)m->lim.max_tokens;
+    m->k_cache_d = calloc((size_t)m->cfg.n_layers, sizeof(void *));
+    m->v_cache_d = calloc((size_t)m->cfg.n_layers, sizeof(void *));
+    m->logits_h = malloc(T * (size_t)m->V_local * sizeof(float));
+    if (!m->k_cache_d || !m->v_cache_d || !m->logits_h) return RD_ERR_OOM;
+    RD_TRY(alloc_cache(m));
     const size_t D = (size_t)m->D;
     RD_TRY(alloc_act(m, T * D, &m->x_d));
     RD_TRY(alloc_act(m, T * D, &m->h_d));
@@ -225,22 +246,39 @@ void rd_model_free(struct rd_model *m)
         }
         free(m->layers);
     }
-    if (m->k_cache_d)
-        for (int l = 0; l < m->cfg.n_layers; l++) f(be, m->k_cache_d[l]), f(be, m->v_cache_d[l]);
+    free_cache(m);
     free(m->k_cache_d);
     free(m->v_cache_d);
     f(be, m->embed_d), f(be, m->final_norm_d), f(be, m->lm_head_d);
-    f(be, m->block_table_d);
     f(be, m->x_d), f(be, m->h_d), f(be, m->qkv_d), f(be, m->attn_d), f(be, m->proj_d);
     f(be, m->gu_d), f(be, m->act_d), f(be, m->logits_d);
     f(be, m->ids_d), f(be, m->pos_d), f(be, m->seq_d), f(be, m->slot_d), f(be, m->nctx_d);
     f(be, m->inv_freq_d);
-    free(m->block_table_h);
     free(m->logits_h);
     memset(m, 0, sizeof *m);
 }
 
+rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx)
+{
+    if (seqs < 1 || ctx < 1 || (m->lim.window > 0 && ctx != m->lim.window))
+        return RD_ERR_INVALID_ARG;
+    free_cache(m);
+    m->lim.max_seqs = seqs;
+    m->lim.max_ctx = ctx;
+    rd_status st = alloc_cache(m);
+    if (st != RD_OK) {
+        free_cache(m);
+        m->lim.max_seqs = m->lim.max_ctx = 0;
+        m->max_blocks = m->n_blocks = 0;
+    }
+    return st;
+}
+
 /* ---- forward ---- */
+
+/* the on_op hook: one branch when it is unset */
+#define ON_OP(m, op, layer)                                                                        \
+    RD_TRY((m)->on_op ? (m)->on_op((m)->on_op_ctx, RD_MODEL_OP_##op, (layer)) : RD_OK)
 
 static rd_status update_rope(struct rd_model *m, int seq_len)
 {
@@ -276,6 +314,7 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
     RD_TRY(o->upload(be, m->slot_d, b->slot, ti));
     RD_TRY(o->upload(be, m->nctx_d, b->n_ctx, ti));
     RD_TRY(update_rope(m, max_pos + 1));
+    ON_OP(m, HOST_IN, -1);
 
     struct rd_attn_params ap = {
         .T = T, .H = m->H_local, .Hkv = m->Hkv_local, .Dh = m->Dh,
@@ -290,23 +329,35 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
     };
 
     RD_TRY(o->embed(be, m->x_d, m->embed_d, m->ids_d, T, D));
+    ON_OP(m, EMBED, -1);
     RD_TRY(o->rmsnorm(be, m->h_d, m->x_d, m->layers[0].attn_norm_d, T, D, eps));
+    ON_OP(m, RMSNORM, -1);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const struct rd_layer_weights *w = &m->layers[l];
         RD_TRY(o->matmul(be, m->qkv_d, m->h_d, w->wqkv_d, T, m->qkv_n, D));
+        ON_OP(m, QKV, l);
         ap.k_cache_d = m->k_cache_d[l];
         ap.v_cache_d = m->v_cache_d[l];
         RD_TRY(o->rope_attention(be, &ap));
+        ON_OP(m, ATTENTION, l);
         RD_TRY(o->matmul(be, m->proj_d, m->attn_d, w->wo_d, T, D, m->H_local * m->Dh));
+        ON_OP(m, O_PROJ, l);
         RD_TRY(rd_comm_allreduce_sum(m->comm, m->proj_d, (size_t)T * D));
+        ON_OP(m, ALLREDUCE, l);
         RD_TRY(o->add_rmsnorm(be, m->h_d, m->x_d, m->proj_d, w->mlp_norm_d, T, D, eps));
+        ON_OP(m, ADD_RMSNORM, l);
         RD_TRY(o->matmul(be, m->gu_d, m->h_d, w->wgu_d, T, 2 * m->F_local, D));
+        ON_OP(m, GATE_UP, l);
         RD_TRY(o->swiglu(be, m->act_d, m->gu_d, T, m->F_local));
+        ON_OP(m, SWIGLU, l);
         RD_TRY(o->matmul(be, m->proj_d, m->act_d, w->wdown_d, T, D, m->F_local));
+        ON_OP(m, DOWN, l);
         RD_TRY(rd_comm_allreduce_sum(m->comm, m->proj_d, (size_t)T * D));
+        ON_OP(m, ALLREDUCE, l);
         const void *next_norm =
             l + 1 < m->cfg.n_layers ? m->layers[l + 1].attn_norm_d : m->final_norm_d;
         RD_TRY(o->add_rmsnorm(be, m->h_d, m->x_d, m->proj_d, next_norm, T, D, eps));
+        ON_OP(m, ADD_RMSNORM, l);
     }
     if (b->n_out == 0) return RD_OK;
     /* gather the rows whose logits are wanted, then the rank's vocab rows of the LM head */
@@ -314,15 +365,19 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
     for (int i = 0; i < b->n_out; i++)
         RD_TRY(o->copy(be, (char *)m->proj_d + i * row, (const char *)m->h_d + b->out_idx[i] * row,
                        row));
-    return o->matmul(be, m->logits_d, m->proj_d, m->lm_head_d, b->n_out, m->V_local, D);
+    RD_TRY(o->matmul(be, m->logits_d, m->proj_d, m->lm_head_d, b->n_out, m->V_local, D));
+    ON_OP(m, LM_HEAD, -1);
+    return RD_OK;
 }
 
 rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h)
 {
     RD_TRY(forward_to_logits(m, b));
     if (b->n_out == 0) return m->be->ops->sync(m->be);
-    return m->be->ops->download_f32(m->be, logits_local_h, m->logits_d,
-                                    (size_t)b->n_out * m->V_local);
+    RD_TRY(m->be->ops->download_f32(m->be, logits_local_h, m->logits_d,
+                                    (size_t)b->n_out * m->V_local));
+    ON_OP(m, HOST_OUT, -1);
+    return RD_OK;
 }
 
 rd_status rd_model_forward_topk(struct rd_model *m, const struct rd_batch *b, int k, float *vals_h,
@@ -330,6 +385,8 @@ rd_status rd_model_forward_topk(struct rd_model *m, const struct rd_batch *b, in
 {
     RD_TRY(forward_to_logits(m, b));
     if (b->n_out == 0) return m->be->ops->sync(m->be);
-    return m->be->ops->topk(m->be, vals_h, ids_h, m->logits_d, b->n_out, m->V_local, k,
-                            m->shard.v0);
+    RD_TRY(
+        m->be->ops->topk(m->be, vals_h, ids_h, m->logits_d, b->n_out, m->V_local, k, m->shard.v0));
+    ON_OP(m, HOST_OUT, -1);
+    return RD_OK;
 }

@@ -39,6 +39,28 @@ struct rd_model_limits {
     int window;       /* ... plus the last W - S; 0 = off (max_ctx must then equal W) */
 };
 
+/* The steps of one forward call, in the order they are enqueued, for the on_op hook. HOST_IN
+ * and HOST_OUT are the host transfers (batch arrays and rope table up; logits or top-k down);
+ * LM_HEAD includes the gather of the wanted rows; ALLREDUCE comes twice per layer (after
+ * O_PROJ and after DOWN), as does ADD_RMSNORM (the second one applies the next layer's
+ * attn_norm, or the final norm after the last layer). */
+enum rd_model_op {
+    RD_MODEL_OP_HOST_IN,
+    RD_MODEL_OP_EMBED,
+    RD_MODEL_OP_RMSNORM,
+    RD_MODEL_OP_QKV,
+    RD_MODEL_OP_ATTENTION,
+    RD_MODEL_OP_O_PROJ,
+    RD_MODEL_OP_ALLREDUCE,
+    RD_MODEL_OP_ADD_RMSNORM,
+    RD_MODEL_OP_GATE_UP,
+    RD_MODEL_OP_SWIGLU,
+    RD_MODEL_OP_DOWN,
+    RD_MODEL_OP_LM_HEAD,
+    RD_MODEL_OP_HOST_OUT,
+    RD_MODEL_OP_COUNT
+};
+
 struct rd_model {
     struct rd_config cfg;
     struct rd_shard shard;
@@ -69,6 +91,13 @@ struct rd_model {
     struct rd_rope_table rope;
     int rope_built_len; /* seq_len the device table was built for; -1 = never */
     float *logits_h;    /* (max_tokens, V_local) staging for downloads */
+
+    /* Hook called after each op of a forward call is enqueued (HOST_IN / HOST_OUT: after the
+     * transfers are issued), with the layer for per-layer ops and -1 otherwise. A
+     * status other than RD_OK ends the forward call with that status. NULL (as rd_model_init
+     * leaves it) = off; the benchmarks use it to mark the clock between ops. */
+    rd_status (*on_op)(void *ctx, enum rd_model_op op, int layer);
+    void *on_op_ctx;
 };
 
 /* Loads the rank's shard. cfg must be validated; err names a missing/misshaped tensor. */
@@ -77,6 +106,12 @@ rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
                         struct rd_backend *be, struct rd_comm *comm,
                         struct rd_weight_source *src, char *err, int err_len);
 void rd_model_free(struct rd_model *m);
+
+/* Re-sizes the KV cache to seqs slots of ctx tokens each (lim.max_seqs, lim.max_ctx and
+ * kv_bytes follow); the cache contents are undefined afterwards, so every sequence starts
+ * again. With a window (lim.window > 0) ctx must equal it. On failure the model keeps no
+ * cache (max_seqs 0: every forward call is refused) until a later resize succeeds. */
+rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx);
 
 /* One forward call over a flat batch of T new tokens: ids, rope positions, sequence slots,
  * cache slots and attended context lengths per token (host arrays). For the n_out token

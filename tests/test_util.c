@@ -1,6 +1,7 @@
 /* Implementation of the test helpers (see test_util.h). */
 #include "test_util.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,4 +143,89 @@ double rd_test_rel_l2f(const float *a, const float *b, int n)
         den += (double)b[i] * b[i];
     }
     return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+double *rd_test_json_doubles(const cJSON *arr, int *n)
+{
+    *n = cJSON_GetArraySize(arr);
+    double *v = malloc((size_t)(*n ? *n : 1) * sizeof *v);
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) v[i++] = it->valuedouble;
+    return v;
+}
+
+double rd_test_json_rel_err(const cJSON *got, const cJSON *want)
+{
+    int n1, n2;
+    double *a = rd_test_json_doubles(got, &n1), *b = rd_test_json_doubles(want, &n2);
+    double e = n1 == n2 && n1 > 0 ? rd_test_rel_l2(a, b, n1) : INFINITY;
+    free(a);
+    free(b);
+    return e;
+}
+
+double rd_test_json_rows_err(const cJSON *got, const cJSON *want)
+{
+    int n = cJSON_GetArraySize(want);
+    if (cJSON_GetArraySize(got) < n) return INFINITY;
+    double worst = 0;
+    for (int s = 0; s < n; s++) {
+        double e = rd_test_json_rel_err(cJSON_GetArrayItem(got, s), cJSON_GetArrayItem(want, s));
+        if (e > worst || isnan(e)) worst = e;
+    }
+    return worst;
+}
+
+bool rd_test_json_same_ids(const cJSON *a, const cJSON *b)
+{
+    if (!a || !b || cJSON_GetArraySize(a) != cJSON_GetArraySize(b)) return false;
+    for (int i = 0; i < cJSON_GetArraySize(a); i++)
+        if (cJSON_GetArrayItem(a, i)->valueint != cJSON_GetArrayItem(b, i)->valueint) return false;
+    return true;
+}
+
+void rd_test_squeeze(char *s)
+{
+    char *w = s;
+    bool space = true;
+    for (char *r = s; *r; r++) {
+        if (isspace((unsigned char)*r)) {
+            if (!space) *w++ = ' ';
+            space = true;
+        } else {
+            *w++ = *r;
+            space = false;
+        }
+    }
+    while (w > s && w[-1] == ' ') w--;
+    *w = 0;
+}
+
+char *rd_test_published_story(const char *readme)
+{
+    char *txt = rd_test_read_file(readme, NULL);
+    if (!txt) return NULL;
+    char *at = strstr(txt, "Known greedy output");
+    const size_t cap = 4096;
+    char *story = calloc(1, cap);
+    if (at && story) {
+        char *line = strchr(at, '\n');
+        while (line && *line) {
+            line++;
+            char *end = strchr(line, '\n');
+            size_t len = end ? (size_t)(end - line) : strlen(line);
+            if (len >= 4 && !strncmp(line, "    ", 4)) {
+                if (strlen(story) + len + 2 > cap) break;
+                strncat(story, line, len);
+                strcat(story, " ");
+            } else if (story[0] && len > 0) {
+                break;
+            }
+            line = end;
+        }
+    }
+    free(txt);
+    if (story) rd_test_squeeze(story);
+    return story;
 }

@@ -1,6 +1,7 @@
 /* Small helpers shared by the test programs: checks that count failures, a skip exit
- * (77, which CTest reports as skipped), paths to ../shared and the build, and a runner for
- * child commands. */
+ * (77, which CTest reports as skipped), paths to ../shared and the build, a runner for
+ * child commands, comparisons of `ropedist --output json` results, and the text helpers of
+ * the stories260K tests. */
 #ifndef RD_TEST_UTIL_H
 #define RD_TEST_UTIL_H
 
@@ -60,5 +61,27 @@ void rd_test_tmpdir(char *buf, size_t n);
 /* relative L2 error ||a - b|| / ||b|| */
 double rd_test_rel_l2(const double *a, const double *b, int n);
 double rd_test_rel_l2f(const float *a, const float *b, int n);
+
+/* ---- JSON results (`ropedist --output json`, expected.json of the golden models) ---- */
+
+/* The numbers of a JSON array (malloc'd, at least one element long); *n gets the count. */
+double *rd_test_json_doubles(const cJSON *arr, int *n);
+/* Relative L2 error ||got - want|| / ||want|| of two JSON number arrays; INFINITY when the
+ * lengths differ or are 0. */
+double rd_test_json_rel_err(const cJSON *got, const cJSON *want);
+/* The largest rd_test_json_rel_err over the rows of want (an array of logit rows) against the
+ * same rows of got, which may have more (transformers' step_logits keep only the first
+ * steps); INFINITY when got has fewer rows, NaN when a row's error is. */
+double rd_test_json_rows_err(const cJSON *got, const cJSON *want);
+/* Whether two JSON arrays of token ids are equal; false when either is NULL. */
+bool rd_test_json_same_ids(const cJSON *a, const cJSON *b);
+
+/* ---- text ---- */
+
+/* Collapses whitespace runs to one space and trims both ends, in place. */
+void rd_test_squeeze(char *s);
+/* The indented block after "Known greedy output" in a model's README (stories260K), squeezed;
+ * malloc'd ("" when the README has none), NULL when the README cannot be read. */
+char *rd_test_published_story(const char *readme);
 
 #endif

@@ -4,7 +4,6 @@
  * backend, and compared with the greedy ids and logits transformers computed.
  *
  * Pass: greedy ids identical, last_logits and step_logits within 1e-4 relative (L2). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,34 +26,6 @@ static const struct {
     {"rope_yarn", "yarn rope"},
     {"rope_longrope", "longrope"},
 };
-
-static double *json_doubles(const cJSON *arr, int *n)
-{
-    *n = cJSON_GetArraySize(arr);
-    double *v = malloc((size_t)(*n ? *n : 1) * sizeof *v);
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr) v[i++] = it->valuedouble;
-    return v;
-}
-
-static double rel_err_arrays(const cJSON *got, const cJSON *want)
-{
-    int n1, n2;
-    double *a = json_doubles(got, &n1), *b = json_doubles(want, &n2);
-    double e = n1 == n2 ? rd_test_rel_l2(a, b, n1) : INFINITY;
-    free(a);
-    free(b);
-    return e;
-}
-
-static bool same_ids(const cJSON *a, const cJSON *b)
-{
-    if (cJSON_GetArraySize(a) != cJSON_GetArraySize(b)) return false;
-    for (int i = 0; i < cJSON_GetArraySize(a); i++)
-        if (cJSON_GetArrayItem(a, i)->valueint != cJSON_GetArrayItem(b, i)->valueint) return false;
-    return true;
-}
 
 int main(void)
 {
@@ -112,14 +83,9 @@ int main(void)
                 if (got) {
                     const cJSON *oids = cJSON_GetObjectItem(got, "output_ids");
                     const cJSON *logits = cJSON_GetObjectItem(got, "logits");
-                    bool ids_ok = same_ids(oids, greedy);
-                    double e_last = rel_err_arrays(cJSON_GetArrayItem(logits, 0), last);
-                    double e_step = 0;
-                    for (int s = 0; s < cJSON_GetArraySize(steps); s++) {
-                        double e = rel_err_arrays(cJSON_GetArrayItem(logits, s),
-                                                  cJSON_GetArrayItem(steps, s));
-                        if (e > e_step || isnan(e)) e_step = e;
-                    }
+                    bool ids_ok = rd_test_json_same_ids(oids, greedy);
+                    double e_last = rd_test_json_rel_err(cJSON_GetArrayItem(logits, 0), last);
+                    double e_step = rd_test_json_rows_err(logits, steps);
                     printf("%-26s %-12s %3d  %-6s %10.2e %10.2e\n", name,
                            ci ? "hub" : "parameters", tp, ids_ok ? "same" : "DIFFER", e_last, e_step);
                     CHECK_MSG(ids_ok, "%s %s tp=%d: greedy ids differ", name, cfgname, tp);

@@ -3,57 +3,12 @@
  * README quotes, at tp = 1, 2, 4 and 8 (8 replicates kv heads) on the cpu backend, streamed
  * with --output text; the same through the json output and through a checkpoint converted
  * from the GGUF (ropedist-convert model.gguf -o model.h5). */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "test_util.h"
-
-/* collapses whitespace runs to one space and trims */
-static void squeeze(char *s)
-{
-    char *w = s;
-    bool space = true;
-    for (char *r = s; *r; r++) {
-        if (isspace((unsigned char)*r)) {
-            if (!space) *w++ = ' ';
-            space = true;
-        } else {
-            *w++ = *r;
-            space = false;
-        }
-    }
-    while (w > s && w[-1] == ' ') w--;
-    *w = 0;
-}
-
-/* The indented block after "Known greedy output" in the model's README. */
-static char *published_story(const char *readme)
-{
-    char *txt = rd_test_read_file(readme, NULL);
-    if (!txt) return NULL;
-    char *at = strstr(txt, "Known greedy output");
-    char *story = calloc(1, 4096);
-    if (at) {
-        char *line = strchr(at, '\n');
-        while (line && *line) {
-            line++;
-            char *end = strchr(line, '\n');
-            size_t len = end ? (size_t)(end - line) : strlen(line);
-            if (len >= 4 && !strncmp(line, "    ", 4)) {
-                strncat(story, line, len < 1000 ? len : 1000);
-                strcat(story, " ");
-            }
-            else if (story[0] && len > 0) break;
-            line = end;
-        }
-    }
-    free(txt);
-    squeeze(story);
-    return story;
-}
 
 int main(void)
 {
@@ -62,7 +17,7 @@ int main(void)
     char gguf[1024], readme[1024], cmd[4096], tmp[256], h5[512];
     snprintf(gguf, sizeof gguf, "%s/models/stories260K/stories260K.gguf", shared);
     snprintf(readme, sizeof readme, "%s/models/stories260K/README.md", shared);
-    char *story = published_story(readme);
+    char *story = rd_test_published_story(readme);
     CHECK_MSG(story && strlen(story) > 100, "cannot find the published story in %s", readme);
     if (!story) return rd_test_finish("stories260K");
     printf("published: %s\n", story);
@@ -75,7 +30,7 @@ int main(void)
                  rd_test_mpirun(), tps[i], bin, gguf);
         char *out = NULL, *err = NULL;
         int rc = rd_test_run(cmd, &out, &err);
-        squeeze(out);
+        rd_test_squeeze(out);
         bool ok = rc == 0 && !strncmp(out, story, strlen(story));
         printf("tp=%d text: %s\n", tps[i], ok ? "the published story" : out);
         CHECK_MSG(ok, "tp=%d: rc %d, got \"%s\"\n%s", tps[i], rc, out, err ? err : "");
@@ -91,7 +46,7 @@ int main(void)
     cJSON *j = out ? cJSON_Parse(out) : NULL;
     const cJSON *text = j ? cJSON_GetObjectItem(j, "text") : NULL;
     char *t = cJSON_IsString(text) ? strdup(text->valuestring) : strdup("");
-    squeeze(t);
+    rd_test_squeeze(t);
     CHECK_MSG(!strncmp(t, story, strlen(story)), "json text: \"%s\"", t);
     free(t);
     cJSON_Delete(j);
@@ -106,7 +61,7 @@ int main(void)
              "--max-new-tokens 64 --output text", rd_test_mpirun(), bin, h5, gguf);
     out = NULL;
     int rc = rd_test_run(cmd, &out, NULL);
-    squeeze(out);
+    rd_test_squeeze(out);
     printf("converted, tp=4: %s\n", rc == 0 && !strncmp(out, story, strlen(story)) ? "the published story" : out);
     CHECK_MSG(rc == 0 && !strncmp(out, story, strlen(story)), "converted: \"%s\"", out);
     free(out);

@@ -50,46 +50,5 @@ static inline cJSON *gpu_e2e_run_json(const char *cmd)
     return j;
 }
 
-static inline double *gpu_e2e_doubles(const cJSON *arr, int *n)
-{
-    *n = cJSON_GetArraySize(arr);
-    double *v = malloc((size_t)(*n ? *n : 1) * sizeof *v);
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr) v[i++] = it->valuedouble;
-    return v;
-}
-
-/* relative L2 error of two JSON number arrays (inf when the lengths differ) */
-static inline double gpu_e2e_rel_err(const cJSON *got, const cJSON *want)
-{
-    int n1, n2;
-    double *a = gpu_e2e_doubles(got, &n1), *b = gpu_e2e_doubles(want, &n2);
-    double e = n1 == n2 && n1 > 0 ? rd_test_rel_l2(a, b, n1) : INFINITY;
-    free(a);
-    free(b);
-    return e;
-}
-
-/* largest relative L2 error over the rows of two arrays of logit rows */
-static inline double gpu_e2e_rows_err(const cJSON *got, const cJSON *want)
-{
-    int n = cJSON_GetArraySize(want);
-    if (cJSON_GetArraySize(got) != n) return INFINITY;
-    double worst = 0;
-    for (int s = 0; s < n; s++) {
-        double e = gpu_e2e_rel_err(cJSON_GetArrayItem(got, s), cJSON_GetArrayItem(want, s));
-        if (e > worst || isnan(e)) worst = e;
-    }
-    return worst;
-}
-
-static inline bool gpu_e2e_same_ids(const cJSON *a, const cJSON *b)
-{
-    if (!a || !b || cJSON_GetArraySize(a) != cJSON_GetArraySize(b)) return false;
-    for (int i = 0; i < cJSON_GetArraySize(a); i++)
-        if (cJSON_GetArrayItem(a, i)->valueint != cJSON_GetArrayItem(b, i)->valueint) return false;
-    return true;
-}
 
 #endif

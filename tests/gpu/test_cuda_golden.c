@@ -44,10 +44,10 @@ static void run_case(const char *name, const char *dir, const char *h5, const ch
     CHECK_MSG(got != NULL, "%s %s tp=%d: run failed", name, dtype, tp);
     if (!got) return;
     const cJSON *logits = cJSON_GetObjectItem(got, "logits");
-    bool ids_ok = gpu_e2e_same_ids(cJSON_GetObjectItem(got, "output_ids"), greedy);
-    double e_last = gpu_e2e_rel_err(cJSON_GetArrayItem(logits, 0), last);
+    bool ids_ok = rd_test_json_same_ids(cJSON_GetObjectItem(got, "output_ids"), greedy);
+    double e_last = rd_test_json_rel_err(cJSON_GetArrayItem(logits, 0), last);
     /* step_logits only compare while the ids agree (after a flip the contexts differ) */
-    double e_step = ids_ok ? gpu_e2e_rows_err(logits, steps) : NAN;
+    double e_step = ids_ok ? rd_test_json_rows_err(logits, steps) : NAN;
     printf("%-26s %-5s %3d  %-6s %10.2e %10.2e\n", name, dtype, tp, ids_ok ? "same" : "DIFFER",
            e_last, e_step);
     if (fp32) {

@@ -52,10 +52,10 @@ static void compare(const char *shape, const char *what, const cJSON *got, const
 {
     CHECK_MSG(got != NULL, "%s %s: run failed", shape, what);
     if (!got || !ref) return;
-    bool ids = gpu_e2e_same_ids(cJSON_GetObjectItem(got, "output_ids"),
-                                cJSON_GetObjectItem(ref, "output_ids"));
-    double e = logits ? gpu_e2e_rows_err(cJSON_GetObjectItem(got, "logits"),
-                                         cJSON_GetObjectItem(ref, "logits"))
+    bool ids = rd_test_json_same_ids(cJSON_GetObjectItem(got, "output_ids"),
+                                     cJSON_GetObjectItem(ref, "output_ids"));
+    double e = logits ? rd_test_json_rows_err(cJSON_GetObjectItem(got, "logits"),
+                                              cJSON_GetObjectItem(ref, "logits"))
                       : NAN;
     printf("%-14s %-24s %-6s %10.2e\n", shape, what, ids ? "same" : "DIFFER", e);
     CHECK_MSG(ids, "%s %s: greedy ids differ", shape, what);

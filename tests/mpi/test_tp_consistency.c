@@ -3,7 +3,6 @@
  * the same seed, for the shapes tensor parallelism treats differently: MHA, GQA with
  * tp <= kv heads, GQA/MQA with tp > kv heads (kv heads replicated), tied embeddings, and
  * head_dim != hidden/heads. Models are random (ropedist-convert --random). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,37 +46,6 @@ static cJSON *run(const char *bin, int np, const char *cfg, const char *h5, cons
     return j;
 }
 
-static double logits_err(const cJSON *a, const cJSON *b)
-{
-    int n = cJSON_GetArraySize(a);
-    if (n != cJSON_GetArraySize(b)) return INFINITY;
-    double worst = 0;
-    for (int s = 0; s < n; s++) {
-        const cJSON *ra = cJSON_GetArrayItem(a, s), *rb = cJSON_GetArrayItem(b, s);
-        int V = cJSON_GetArraySize(ra);
-        if (V != cJSON_GetArraySize(rb)) return INFINITY;
-        double *x = malloc(V * sizeof *x), *y = malloc(V * sizeof *y);
-        for (int v = 0; v < V; v++) {
-            x[v] = cJSON_GetArrayItem(ra, v)->valuedouble;
-            y[v] = cJSON_GetArrayItem(rb, v)->valuedouble;
-        }
-        double e = rd_test_rel_l2(x, y, V);
-        if (e > worst) worst = e;
-        free(x);
-        free(y);
-    }
-    return worst;
-}
-
-static bool same_ids(const cJSON *a, const cJSON *b)
-{
-    char *sa = cJSON_PrintUnformatted(a), *sb = cJSON_PrintUnformatted(b);
-    bool same = sa && sb && !strcmp(sa, sb);
-    free(sa);
-    free(sb);
-    return same;
-}
-
 int main(void)
 {
     const char *bin = rd_test_bin_dir();
@@ -116,12 +84,12 @@ int main(void)
             cJSON *got_s = run(bin, np, cfg, h5, "--temperature 0.9 --top-k 40 --top-p 0.95 --seed 7");
             CHECK_MSG(got && got_s, "%s: np=%d run failed", s->name, np);
             if (got && got_s) {
-                bool ids = same_ids(cJSON_GetObjectItem(got, "output_ids"),
-                                    cJSON_GetObjectItem(ref, "output_ids"));
-                double e = logits_err(cJSON_GetObjectItem(got, "logits"),
-                                      cJSON_GetObjectItem(ref, "logits"));
-                bool samp = same_ids(cJSON_GetObjectItem(got_s, "output_ids"),
-                                     cJSON_GetObjectItem(ref_s, "output_ids"));
+                bool ids = rd_test_json_same_ids(cJSON_GetObjectItem(got, "output_ids"),
+                                                 cJSON_GetObjectItem(ref, "output_ids"));
+                double e = rd_test_json_rows_err(cJSON_GetObjectItem(got, "logits"),
+                                                 cJSON_GetObjectItem(ref, "logits"));
+                bool samp = rd_test_json_same_ids(cJSON_GetObjectItem(got_s, "output_ids"),
+                                                  cJSON_GetObjectItem(ref_s, "output_ids"));
                 printf("%-14s %3d %-6s %10.2e %-8s\n", s->name, np, ids ? "same" : "DIFFER", e,
                        samp ? "same" : "DIFFER");
                 CHECK_MSG(ids, "%s np=%d: greedy ids differ from np=1", s->name, np);
