@@ -307,6 +307,21 @@ static void log_ownership(struct app *A)
                 m->kv_bytes / 1e6, m->lim.max_ctx);
 }
 
+/* The environment settings in effect, once, from rank 0 (unset ones show their default). */
+static void log_settings(void)
+{
+    static const char *const k_names[] = {"RD_LOG_LEVEL", "RD_DEBUG_SYNC", "RD_WATCHDOG",
+                                          "RD_NCCL_POLL", "RD_NCCL_TIMEOUT_S", "RD_ATTN_PATH"};
+    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto"};
+    char line[512] = "settings:";
+    for (size_t i = 0; i < sizeof k_names / sizeof *k_names; i++) {
+        size_t l = strlen(line);
+        snprintf(line + l, sizeof line - l, " %s=%s", k_names[i],
+                 rd_env_str(k_names[i], k_defaults[i]));
+    }
+    RD_LOG_INFO("%s", line);
+}
+
 static void cleanup(struct app *A)
 {
     rd_sampler_free(&A->sampler);
@@ -339,6 +354,7 @@ int rd_app_main(int argc, char **argv)
         return 0;
     }
     if (A.args.verbose) rd_log_set_all_ranks(true);
+    if (rank == 0) log_settings();
     /* from here on a rank that dies is named by the others and ends the job */
     if (rd_watchdog_start(&A.world, &A.watchdog) != RD_OK)
         rd_world_abort(&A.world, 1, "cannot start the liveness watchdog");
