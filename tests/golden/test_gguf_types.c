@@ -1,6 +1,6 @@
 /* GGUF tensor types end to end, on the real stories260K model.
  *
- * A small GGUF v3 writer (below) copies every metadata key of
+ * The test GGUF v3 writer (tests/gguf_writer.c) copies every metadata key of
  * ../shared/models/stories260K/stories260K.gguf and writes its tensors in a chosen ggml type,
  * with the data section and every tensor aligned to general.alignment (or 32). For each type T
  * in F16, BF16 and Q8_0 the test writes
@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gguf_writer.h"
 #include "runtime/gguf.h"
 #include "test_util.h"
 
@@ -104,197 +105,6 @@ static void q8_0_dequantize(const uint8_t *in, int64_t n, float *y)
     }
 }
 
-/* ---- a small GGUF v3 writer ---- */
-
-struct buf {
-    uint8_t *p;
-    size_t n, cap;
-};
-
-static void put(struct buf *b, const void *src, size_t n)
-{
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            fprintf(stderr, "out of memory\n");
-            exit(1);
-        }
-        b->p = p, b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-
-static void put_u32(struct buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(struct buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(struct buf *b, const char *s, uint64_t len)
-{
-    put_u64(b, len);
-    put(b, s, (size_t)len);
-}
-static void pad_to(struct buf *b, uint64_t align)
-{
-    static const uint8_t zeros[256];
-    while (b->n % align) put(b, zeros, (size_t)(align - b->n % align) < sizeof zeros ? (size_t)(align - b->n % align) : sizeof zeros);
-}
-
-static size_t elem_size(enum rd_gguf_type t)
-{
-    switch (t) {
-    case RD_GGUF_TYPE_UINT8: case RD_GGUF_TYPE_INT8: case RD_GGUF_TYPE_BOOL: return 1;
-    case RD_GGUF_TYPE_UINT16: case RD_GGUF_TYPE_INT16: return 2;
-    case RD_GGUF_TYPE_UINT32: case RD_GGUF_TYPE_INT32: case RD_GGUF_TYPE_FLOAT32: return 4;
-    case RD_GGUF_TYPE_UINT64: case RD_GGUF_TYPE_INT64: case RD_GGUF_TYPE_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
-/* One value as stored, narrowed back from the reader's widened union. */
-static bool put_value(struct buf *b, const struct rd_gguf_kv *kv)
-{
-    switch (kv->type) {
-    case RD_GGUF_TYPE_UINT8: { uint8_t v = (uint8_t)kv->v.u64; put(b, &v, 1); return true; }
-    case RD_GGUF_TYPE_INT8: { int8_t v = (int8_t)kv->v.i64; put(b, &v, 1); return true; }
-    case RD_GGUF_TYPE_UINT16: { uint16_t v = (uint16_t)kv->v.u64; put(b, &v, 2); return true; }
-    case RD_GGUF_TYPE_INT16: { int16_t v = (int16_t)kv->v.i64; put(b, &v, 2); return true; }
-    case RD_GGUF_TYPE_UINT32: put_u32(b, (uint32_t)kv->v.u64); return true;
-    case RD_GGUF_TYPE_INT32: { int32_t v = (int32_t)kv->v.i64; put(b, &v, 4); return true; }
-    case RD_GGUF_TYPE_FLOAT32: { float v = (float)kv->v.f64; put(b, &v, 4); return true; }
-    case RD_GGUF_TYPE_BOOL: { uint8_t v = kv->v.b ? 1 : 0; put(b, &v, 1); return true; }
-    case RD_GGUF_TYPE_STRING: put_str(b, kv->v.str.data, kv->v.str.len); return true;
-    case RD_GGUF_TYPE_UINT64: put_u64(b, kv->v.u64); return true;
-    case RD_GGUF_TYPE_INT64: { int64_t v = kv->v.i64; put(b, &v, 8); return true; }
-    case RD_GGUF_TYPE_FLOAT64: { double v = kv->v.f64; put(b, &v, 8); return true; }
-    case RD_GGUF_TYPE_ARRAY:
-        put_u32(b, (uint32_t)kv->arr_type);
-        put_u64(b, kv->n);
-        if (kv->arr_type == RD_GGUF_TYPE_STRING) {
-            const struct rd_gguf_str *s = kv->arr;
-            for (uint64_t i = 0; i < kv->n; i++) put_str(b, s[i].data, s[i].len);
-            return true;
-        }
-        if (!elem_size(kv->arr_type)) return false;
-        put(b, kv->arr, (size_t)kv->n * elem_size(kv->arr_type)); /* packed host copies */
-        return true;
-    default: return false;
-    }
-}
-
-struct gw_tensor {
-    const char *name;
-    int n_dims;
-    int64_t ne[RD_GGUF_MAX_DIMS];
-    uint32_t type;
-    const void *data;
-    uint64_t nbytes;
-};
-
-/* Writes a GGUF v3 file: the kvs in order, the tensor infos, then the data section at
- * general.alignment (u32; 32 when absent), each tensor at an aligned offset. */
-static bool gw_write(const char *path, const struct rd_gguf_kv *const *kvs, int64_t n_kv,
-                     const struct gw_tensor *t, int64_t n_t)
-{
-    uint64_t align = RD_GGUF_DEFAULT_ALIGNMENT;
-    for (int64_t i = 0; i < n_kv; i++)
-        if (!strcmp(kvs[i]->key, "general.alignment") && kvs[i]->type == RD_GGUF_TYPE_UINT32)
-            align = kvs[i]->v.u64;
-    struct buf b = {0};
-    put(&b, "GGUF", 4);
-    put_u32(&b, 3);
-    put_u64(&b, (uint64_t)n_t);
-    put_u64(&b, (uint64_t)n_kv);
-    for (int64_t i = 0; i < n_kv; i++) {
-        put_str(&b, kvs[i]->key, strlen(kvs[i]->key));
-        put_u32(&b, (uint32_t)kvs[i]->type);
-        if (!put_value(&b, kvs[i])) {
-            fprintf(stderr, "gguf writer: cannot write %s (type %d)\n", kvs[i]->key, kvs[i]->type);
-            free(b.p);
-            return false;
-        }
-    }
-    uint64_t off = 0;
-    for (int64_t i = 0; i < n_t; i++) {
-        put_str(&b, t[i].name, strlen(t[i].name));
-        put_u32(&b, (uint32_t)t[i].n_dims);
-        for (int d = 0; d < t[i].n_dims; d++) put_u64(&b, (uint64_t)t[i].ne[d]);
-        put_u32(&b, t[i].type);
-        put_u64(&b, off);
-        off = (off + t[i].nbytes + align - 1) / align * align;
-    }
-    pad_to(&b, align);
-    for (int64_t i = 0; i < n_t; i++) {
-        put(&b, t[i].data, (size_t)t[i].nbytes);
-        pad_to(&b, align);
-    }
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(b.p, 1, b.n, f) == b.n;
-    if (f && fclose(f) != 0) ok = false;
-    if (!ok) fprintf(stderr, "gguf writer: cannot write %s\n", path);
-    free(b.p);
-    return ok;
-}
-
-/* ---- checks on what was written ---- */
-
-static bool kv_equal(const struct rd_gguf_kv *a, const struct rd_gguf_kv *b)
-{
-    if (strcmp(a->key, b->key) || a->type != b->type) return false;
-    switch (a->type) {
-    case RD_GGUF_TYPE_STRING:
-        return a->v.str.len == b->v.str.len && !memcmp(a->v.str.data, b->v.str.data, (size_t)a->v.str.len);
-    case RD_GGUF_TYPE_BOOL: return a->v.b == b->v.b;
-    case RD_GGUF_TYPE_FLOAT32: case RD_GGUF_TYPE_FLOAT64: return !memcmp(&a->v.f64, &b->v.f64, 8);
-    case RD_GGUF_TYPE_INT8: case RD_GGUF_TYPE_INT16: case RD_GGUF_TYPE_INT32: case RD_GGUF_TYPE_INT64:
-        return a->v.i64 == b->v.i64;
-    case RD_GGUF_TYPE_ARRAY:
-        if (a->arr_type != b->arr_type || a->n != b->n) return false;
-        if (a->arr_type == RD_GGUF_TYPE_STRING) {
-            const struct rd_gguf_str *x = a->arr, *y = b->arr;
-            for (uint64_t i = 0; i < a->n; i++)
-                if (x[i].len != y[i].len || memcmp(x[i].data, y[i].data, (size_t)x[i].len)) return false;
-            return true;
-        }
-        return !memcmp(a->arr, b->arr, (size_t)a->n * elem_size(a->arr_type));
-    default: return a->v.u64 == b->v.u64;
-    }
-}
-
-/* Every kv of `want` is in g, equal and in the same place. */
-static int check_kvs(const struct rd_gguf *g, const struct rd_gguf_kv *const *want, int64_t n)
-{
-    int bad = 0;
-    if (rd_gguf_n_kv(g) != n) return 1;
-    for (int64_t i = 0; i < n; i++)
-        if (!kv_equal(rd_gguf_kv_at(g, i), want[i])) {
-            fprintf(stderr, "metadata %s differs after the round trip\n", want[i]->key);
-            bad++;
-        }
-    return bad;
-}
-
-/* Every tensor of `want` is in g with its shape, type, bytes and an aligned offset. */
-static int check_tensors(const struct rd_gguf *g, const struct gw_tensor *want, int64_t n)
-{
-    int bad = 0;
-    if (rd_gguf_n_tensors(g) != n) return 1;
-    if (rd_gguf_data_offset(g) % rd_gguf_alignment(g)) bad++;
-    for (int64_t i = 0; i < n; i++) {
-        const struct rd_gguf_tensor *t = rd_gguf_tensor_at(g, i);
-        bool ok = !strcmp(t->name, want[i].name) && t->n_dims == want[i].n_dims &&
-                  t->type == want[i].type && t->offset % rd_gguf_alignment(g) == 0;
-        for (int d = 0; ok && d < t->n_dims; d++) ok = t->ne[d] == want[i].ne[d];
-        if (ok && t->nbytes) ok = t->nbytes == want[i].nbytes &&
-                                  !memcmp(rd_gguf_tensor_data(g, t), want[i].data, (size_t)want[i].nbytes);
-        if (!ok) {
-            fprintf(stderr, "tensor %s differs after the round trip\n", want[i].name);
-            bad++;
-        }
-    }
-    return bad;
-}
-
 /* The writer on every metadata type, 64-byte alignment and odd tensor sizes. */
 static void writer_selftest(const char *dir)
 {
@@ -337,22 +147,22 @@ static void writer_selftest(const char *dir)
     for (int i = 0; i < n; i++) kvp[i] = &kv[i];
     uint8_t data[3 * 34 + 7];
     for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(i * 37 + 1);
-    const struct gw_tensor t[] = {
+    const struct rd_test_gguf_tensor t[] = {
         {"odd", 1, {7, 1, 1, 1}, RD_GGML_TYPE_F32 + 24 /* i8 */, data, 7},
         {"q", 2, {32, 3, 1, 1}, RD_GGML_TYPE_Q8_0, data + 7, 3 * 34},
         {"h", 3, {2, 1, 3, 1}, RD_GGML_TYPE_F16, data, 12},
     };
     char path[1024], err[512];
     snprintf(path, sizeof path, "%s/selftest.gguf", dir);
-    CHECK(gw_write(path, kvp, n, t, 3));
+    CHECK(rd_test_gguf_write(path, kvp, n, t, 3));
     struct rd_gguf *g = NULL;
     rd_status st = rd_gguf_open(path, &g, err, sizeof err);
     CHECK_MSG(st == RD_OK, "%s", err);
     if (st == RD_OK) {
         CHECK(rd_gguf_version(g) == 3);
         CHECK(rd_gguf_alignment(g) == 64);
-        CHECK(check_kvs(g, kvp, n) == 0);
-        CHECK(check_tensors(g, t, 3) == 0);
+        CHECK(rd_test_gguf_check_kvs(g, kvp, n) == 0);
+        CHECK(rd_test_gguf_check_tensors(g, t, 3) == 0);
         CHECK(rd_gguf_tensor_at(g, 1)->offset == 64 && rd_gguf_tensor_at(g, 2)->offset == 192);
         CHECK(rd_gguf_file_size(g) == rd_gguf_data_offset(g) + 256);
     }
@@ -371,35 +181,13 @@ static bool convertible(const struct rd_gguf_tensor *t, int v)
     return t->n_dims == 2 && (v != V_Q8_0 || t->ne[0] % 32 == 0);
 }
 
-/* The input's kvs as pointers, for gw_write. */
-static const struct rd_gguf_kv **kv_list(const struct rd_gguf *g)
-{
-    int64_t n = rd_gguf_n_kv(g);
-    const struct rd_gguf_kv **k = calloc((size_t)n + 1, sizeof *k);
-    for (int64_t i = 0; i < n; i++) k[i] = rd_gguf_kv_at(g, i);
-    return k;
-}
-
-/* The input's tensors as they are (all F32). */
-static struct gw_tensor *tensor_list(const struct rd_gguf *g)
-{
-    int64_t n = rd_gguf_n_tensors(g);
-    struct gw_tensor *t = calloc((size_t)n + 1, sizeof *t);
-    for (int64_t i = 0; i < n; i++) {
-        const struct rd_gguf_tensor *s = rd_gguf_tensor_at(g, i);
-        t[i] = (struct gw_tensor){s->name, s->n_dims, {s->ne[0], s->ne[1], s->ne[2], s->ne[3]},
-                                  s->type, rd_gguf_tensor_data(g, s), s->nbytes};
-    }
-    return t;
-}
-
 /* model_T.gguf and model_T_ref.gguf; *n_conv counts the tensors stored as T. */
 static bool write_variant(const struct rd_gguf *g, int v, const char *path, const char *ref_path,
                           int *n_conv, bool *o_proj_conv)
 {
     int64_t n = rd_gguf_n_tensors(g);
-    const struct rd_gguf_kv **kvs = kv_list(g);
-    struct gw_tensor *tq = tensor_list(g), *tr = tensor_list(g);
+    const struct rd_gguf_kv **kvs = rd_test_gguf_kv_list(g);
+    struct rd_test_gguf_tensor *tq = rd_test_gguf_tensor_list(g), *tr = rd_test_gguf_tensor_list(g);
     void **owned = calloc((size_t)(2 * n + 1), sizeof *owned);
     int n_owned = 0;
     double worst = 0;
@@ -451,7 +239,8 @@ static bool write_variant(const struct rd_gguf *g, int v, const char *path, cons
     const double bound = v == V_F16 ? 1.0 / 2048 : v == V_BF16 ? 1.0 / 256
                                                  : (0.5 + 127.0 / 2048) / 127 * 1.001;
     CHECK_MSG(worst <= bound, "%s: quantization error %.3g above %.3g", k_name[v], worst, bound);
-    bool ok = gw_write(path, kvs, rd_gguf_n_kv(g), tq, n) && gw_write(ref_path, kvs, rd_gguf_n_kv(g), tr, n);
+    bool ok = rd_test_gguf_write(path, kvs, rd_gguf_n_kv(g), tq, n) &&
+              rd_test_gguf_write(ref_path, kvs, rd_gguf_n_kv(g), tr, n);
     /* both files re-read to what was meant */
     for (int f = 0; ok && f < 2; f++) {
         struct rd_gguf *w = NULL;
@@ -459,8 +248,8 @@ static bool write_variant(const struct rd_gguf *g, int v, const char *path, cons
         rd_status st = rd_gguf_open(f ? ref_path : path, &w, err, sizeof err);
         CHECK_MSG(st == RD_OK, "%s", err);
         if (st == RD_OK) {
-            CHECK(check_kvs(w, kvs, rd_gguf_n_kv(g)) == 0);
-            CHECK(check_tensors(w, f ? tr : tq, n) == 0);
+            CHECK(rd_test_gguf_check_kvs(w, kvs, rd_gguf_n_kv(g)) == 0);
+            CHECK(rd_test_gguf_check_tensors(w, f ? tr : tq, n) == 0);
         }
         rd_gguf_close(w);
     }
@@ -551,14 +340,14 @@ static bool write_with_type(const struct rd_gguf *g, const char *path, const cha
                             uint32_t type, uint64_t nbytes)
 {
     int64_t n = rd_gguf_n_tensors(g);
-    const struct rd_gguf_kv **kvs = kv_list(g);
-    struct gw_tensor *t = tensor_list(g);
+    const struct rd_gguf_kv **kvs = rd_test_gguf_kv_list(g);
+    struct rd_test_gguf_tensor *t = rd_test_gguf_tensor_list(g);
     uint8_t *fill = malloc((size_t)nbytes + 1);
     for (uint64_t i = 0; i < nbytes; i++) fill[i] = (uint8_t)(i % 34 < 2 ? (i % 34 ? 0x20 : 0x00) : 0x88);
     bool found = false;
     for (int64_t i = 0; i < n; i++)
         if (!strcmp(t[i].name, victim)) t[i].type = type, t[i].data = fill, t[i].nbytes = nbytes, found = true;
-    bool ok = found && gw_write(path, kvs, rd_gguf_n_kv(g), t, n);
+    bool ok = found && rd_test_gguf_write(path, kvs, rd_gguf_n_kv(g), t, n);
     free(fill);
     free(t);
     free(kvs);
@@ -622,16 +411,16 @@ int main(void)
     /* an all-F32 copy re-reads to the same metadata and tensors; the input was written by
      * llama.cpp's writer, which lays a file out the same way, so the bytes match too */
     {
-        const struct rd_gguf_kv **kvs = kv_list(g);
-        struct gw_tensor *t = tensor_list(g);
+        const struct rd_gguf_kv **kvs = rd_test_gguf_kv_list(g);
+        struct rd_test_gguf_tensor *t = rd_test_gguf_tensor_list(g);
         snprintf(p, sizeof p, "%s/copy.gguf", tmp);
-        CHECK(gw_write(p, kvs, rd_gguf_n_kv(g), t, rd_gguf_n_tensors(g)));
+        CHECK(rd_test_gguf_write(p, kvs, rd_gguf_n_kv(g), t, rd_gguf_n_tensors(g)));
         struct rd_gguf *c = NULL;
         st = rd_gguf_open(p, &c, err, sizeof err);
         CHECK_MSG(st == RD_OK, "%s", err);
         if (st == RD_OK) {
-            CHECK(check_kvs(c, kvs, rd_gguf_n_kv(g)) == 0);
-            CHECK(check_tensors(c, t, rd_gguf_n_tensors(g)) == 0);
+            CHECK(rd_test_gguf_check_kvs(c, kvs, rd_gguf_n_kv(g)) == 0);
+            CHECK(rd_test_gguf_check_tensors(c, t, rd_gguf_n_tensors(g)) == 0);
             CHECK(rd_gguf_alignment(c) == rd_gguf_alignment(g));
         }
         size_t la = 0, lb = 0;
