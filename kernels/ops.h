@@ -105,6 +105,22 @@ struct rd_ops {
      * backend takes k <= 64. */
     rd_status (*topk)(struct rd_backend *be, float *vals_h, int32_t *ids_h, const void *logits_d,
                       int T, int V, int k, int vocab_offset);
+
+    /* Graphs (optional; NULL = not supported, and the model runs every call eagerly, as the cpu
+     * backend does). graph_begin starts recording the compute stream: the ops enqueued until
+     * graph_end are not run but recorded, with their arguments (pointers AND host-side scalars
+     * such as T or max_ctx) frozen, into *graph, which graph_launch then replays on the stream
+     * as often as wanted; the data the ops read from device memory (ids, positions, n_ctx,
+     * weights, the cache) is read anew at each launch. Between begin and end only
+     * capture-safe ops may be enqueued: every op except upload/download(_f32), sync and topk
+     * (which wait for the stream) and alloc/free; an all-reduce on the stream is allowed (the
+     * communicator skips its wait while the stream is recording). graph_end always ends the
+     * recording; on failure *graph is NULL. graph_free(NULL) does nothing. cuda: CUDA graphs
+     * (stream capture, thread-local mode). */
+    rd_status (*graph_begin)(struct rd_backend *be);
+    rd_status (*graph_end)(struct rd_backend *be, void **graph);
+    rd_status (*graph_launch)(struct rd_backend *be, void *graph);
+    void (*graph_free)(struct rd_backend *be, void *graph);
 };
 
 struct rd_backend {

@@ -9,6 +9,12 @@
  * (the all-reduce then overlaps the host's next launches; errors are still checked at the next
  * call), for speed once a setup is known to be healthy.
  *
+ * CUDA graphs: while the compute stream is being recorded (cudaStreamIsCapturing) the
+ * all-reduce is only recorded, nothing runs, and a cudaStreamQuery would invalidate the
+ * recording, so there is no wait; when the graph is replayed its all-reduces are not waited
+ * for either (as with RD_NCCL_POLL=0): the asynchronous error check at the next eager call
+ * and the watchdog still stand.
+ *
  * share_gpu (a test mode: several ranks on one GPU): NCCL refuses two ranks of one host on the
  * same device, so each rank gets its own NCCL_HOSTID before ncclCommInitRank and NCCL treats
  * them as separate hosts (socket transport, NCCL_SOCKET_IFNAME=lo). Correct, never fast. */
@@ -124,6 +130,9 @@ rd_status rd_comm_nccl_allreduce_sum(struct rd_comm *c, void *buf_d, size_t n)
     if (r != ncclSuccess && r != ncclInProgress)
         return fail_abort(c, "ncclAllReduce failed", ncclGetErrorString(r));
 
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    RD_CUDA_CHECK(cudaStreamIsCapturing(stream, &cs));
+    if (cs != cudaStreamCaptureStatusNone) return RD_OK; /* recorded into a graph, not run */
     if (!rd_env_int("RD_NCCL_POLL", 1)) return RD_OK;
     const double timeout = (double)rd_env_int("RD_NCCL_TIMEOUT_S", 600);
     const double t0 = now_s();

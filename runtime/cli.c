@@ -62,7 +62,8 @@ void rd_cli_usage(FILE *f)
         "                         rows, bytes of weights loaded)\n"
         "  --help                 this text\n"
         "\n"
-        "environment: RD_LOG_LEVEL=debug|info|warn|error, RD_DEBUG_SYNC=1 (cuda: sync after each op)\n",
+        "environment: RD_LOG_LEVEL=debug|info|warn|error, RD_DEBUG_SYNC=1 (cuda: sync after each op),\n"
+        "  RD_CUDA_GRAPHS=1 (cuda: replay decode steps as CUDA graphs; opt-in), RD_WATCHDOG=0\n",
         f);
 }
 

@@ -1,6 +1,7 @@
 /* Loading of a rank's shard and the forward pass (see model.h). */
 #include "runtime/model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,16 @@ rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
     RD_TRY_GOTO(read_block(&L, head, V, D, shard->v0, shard->v_local, 0, D, L.stage), st, done);
     RD_TRY_GOTO(upload(&L, &m->lm_head_d, L.stage, (size_t)shard->v_local * D), st, done);
     m->file_bytes = src->bytes_read ? src->bytes_read(src->ctx) : 0;
+    if (rd_env_int("RD_CUDA_GRAPHS", 0)) {
+        m->use_graphs = be->ops->graph_begin && be->ops->graph_end && be->ops->graph_launch &&
+                        be->ops->graph_free;
+        if (m->use_graphs)
+            RD_LOG_INFO("RD_CUDA_GRAPHS=1: decode steps (up to %d tokens) replay graphs",
+                        RD_MODEL_GRAPH_MAX_T);
+        else
+            RD_LOG_INFO("RD_CUDA_GRAPHS=1: the %s backend has no graphs; running eagerly",
+                        be->ops->name);
+    }
     st = alloc_runtime(m);
     if (st != RD_OK && !err[0])
         snprintf(err, err_len, "out of %s memory for the KV cache and activations (%.1f MB of KV "
@@ -233,10 +244,20 @@ done:
     return st;
 }
 
+/* Drops every recorded graph (they hold the buffer pointers and shapes of their time). */
+static void free_graphs(struct rd_model *m)
+{
+    for (int i = 0; i < m->n_graphs; i++)
+        if (m->graphs[i].graph) m->be->ops->graph_free(m->be, m->graphs[i].graph);
+    memset(m->graphs, 0, sizeof m->graphs);
+    m->n_graphs = 0;
+}
+
 void rd_model_free(struct rd_model *m)
 {
     if (!m || !m->be) return;
     struct rd_backend *be = m->be;
+    free_graphs(m);
     void (*f)(struct rd_backend *, void *) = be->ops->free;
     if (m->layers) {
         for (int l = 0; l < m->cfg.n_layers; l++) {
@@ -262,6 +283,7 @@ rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx)
 {
     if (seqs < 1 || ctx < 1 || (m->lim.window > 0 && ctx != m->lim.window))
         return RD_ERR_INVALID_ARG;
+    free_graphs(m); /* they point into the old cache and were recorded for the old max_ctx */
     free_cache(m);
     m->lim.max_seqs = seqs;
     m->lim.max_ctx = ctx;
@@ -290,32 +312,15 @@ static rd_status update_rope(struct rd_model *m, int seq_len)
                               (size_t)m->rope.n_pairs * sizeof(float));
 }
 
-/* The layer loop and the LM head: local logits of the n_out wanted tokens in m->logits_d. */
-static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
+/* The layer loop and the LM head of a checked batch whose arrays are on the device: local
+ * logits of the n_out wanted tokens in m->logits_d. Only enqueues (no host transfer), so it
+ * may be recorded into a graph; max_ctx bounds the batch's n_ctx. */
+static rd_status enqueue_layers(struct rd_model *m, const struct rd_batch *b, int max_ctx)
 {
     struct rd_backend *be = m->be;
     const struct rd_ops *o = be->ops;
     const int T = b->T, D = m->D;
     const float eps = (float)m->cfg.rms_norm_eps;
-    if (T < 1 || T > m->lim.max_tokens || b->n_out < 0 || b->n_out > T) return RD_ERR_INVALID_ARG;
-    int max_pos = 0, max_ctx = 0;
-    for (int t = 0; t < T; t++) {
-        if (b->pos[t] > max_pos) max_pos = b->pos[t];
-        if (b->n_ctx[t] > max_ctx) max_ctx = b->n_ctx[t];
-        if (b->slot[t] < 0 || b->slot[t] >= m->lim.max_ctx || b->n_ctx[t] < 1 ||
-            b->n_ctx[t] > m->lim.max_ctx || (m->lim.window == 0 && b->n_ctx[t] > b->slot[t] + 1) ||
-            b->seq[t] < 0 || b->seq[t] >= m->lim.max_seqs)
-            return RD_ERR_RANGE;
-    }
-    const size_t ti = (size_t)T * sizeof(int32_t);
-    RD_TRY(o->upload(be, m->ids_d, b->ids, ti));
-    RD_TRY(o->upload(be, m->pos_d, b->pos, ti));
-    RD_TRY(o->upload(be, m->seq_d, b->seq, ti));
-    RD_TRY(o->upload(be, m->slot_d, b->slot, ti));
-    RD_TRY(o->upload(be, m->nctx_d, b->n_ctx, ti));
-    RD_TRY(update_rope(m, max_pos + 1));
-    ON_OP(m, HOST_IN, -1);
-
     struct rd_attn_params ap = {
         .T = T, .H = m->H_local, .Hkv = m->Hkv_local, .Dh = m->Dh,
         .rotary_dim = m->cfg.rotary_dim, .style = m->cfg.rope_style,
@@ -368,6 +373,98 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
     RD_TRY(o->matmul(be, m->logits_d, m->proj_d, m->lm_head_d, b->n_out, m->V_local, D));
     ON_OP(m, LM_HEAD, -1);
     return RD_OK;
+}
+
+/* The graph of a decode-shaped call (see model.h) whose largest n_ctx is max_ctx, NULL when
+ * the call runs eagerly. */
+static struct rd_model_graph *graph_of(struct rd_model *m, const struct rd_batch *b, int max_ctx)
+{
+    if (!m->use_graphs || m->on_op || b->T > RD_MODEL_GRAPH_MAX_T || b->n_out != b->T)
+        return NULL;
+    /* a bound that changes once per doubling of the context, so graphs are few, yet attention
+     * splits the context about as an eager call would */
+    int bound = RD_MODEL_GRAPH_MIN_CTX;
+    while (bound < max_ctx && bound <= INT_MAX / 2) bound *= 2;
+    if (bound > m->lim.max_ctx) bound = m->lim.max_ctx;
+    const float af = m->rope.attention_factor;
+    const size_t idx_bytes = (size_t)b->T * sizeof(int32_t);
+    for (int i = 0; i < m->n_graphs; i++) {
+        struct rd_model_graph *g = &m->graphs[i];
+        if (g->T == b->T && g->max_ctx == bound && !memcmp(g->out_idx, b->out_idx, idx_bytes) &&
+            !memcmp(&g->attention_factor, &af, sizeof af))
+            return g;
+    }
+    if (m->n_graphs == RD_MODEL_GRAPHS) return NULL; /* that many shapes: the rest run eagerly */
+    struct rd_model_graph *g = &m->graphs[m->n_graphs++];
+    memset(g, 0, sizeof *g);
+    g->T = b->T;
+    memcpy(g->out_idx, b->out_idx, idx_bytes);
+    g->attention_factor = af;
+    g->max_ctx = bound;
+    return g;
+}
+
+/* A decode-shaped call through its graph: eager warm-up the first time, recorded the second,
+ * replayed from then on. All three give attention the graph's bound g->max_ctx, so they run
+ * the same kernels. */
+static rd_status forward_graph(struct rd_model *m, const struct rd_batch *b,
+                               struct rd_model_graph *g)
+{
+    struct rd_backend *be = m->be;
+    const struct rd_ops *o = be->ops;
+    if (!g->graph && g->calls++ == 0) return enqueue_layers(m, b, g->max_ctx);
+    if (!g->graph) {
+        rd_status st = o->graph_begin(be);
+        if (st == RD_OK) {
+            st = enqueue_layers(m, b, g->max_ctx);
+            rd_status st_end = o->graph_end(be, &g->graph); /* ends the recording in any case */
+            if (st == RD_OK) st = st_end;
+        }
+        if (st != RD_OK) {
+            o->graph_free(be, g->graph);
+            g->graph = NULL;
+            m->use_graphs = false;
+            RD_LOG_ERROR("recording the decode step (T=%d, context bound %d) as a graph "
+                         "failed: %s; run with RD_CUDA_GRAPHS=0 to go without graphs",
+                         b->T, g->max_ctx, rd_status_str(st));
+            return st;
+        }
+        RD_LOG_DEBUG("recorded the decode step of %d token(s), context bound %d, as a graph "
+                     "(%d shape(s))",
+                     b->T, g->max_ctx, m->n_graphs);
+    }
+    return o->graph_launch(be, g->graph);
+}
+
+/* Checks the batch, uploads its arrays (and the rope table when it changes), then enqueues
+ * the layer loop and the LM head, eagerly or through a graph: local logits of the n_out wanted
+ * tokens in m->logits_d. */
+static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
+{
+    struct rd_backend *be = m->be;
+    const struct rd_ops *o = be->ops;
+    const int T = b->T;
+    if (T < 1 || T > m->lim.max_tokens || b->n_out < 0 || b->n_out > T) return RD_ERR_INVALID_ARG;
+    int max_pos = 0, max_ctx = 0;
+    for (int t = 0; t < T; t++) {
+        if (b->pos[t] > max_pos) max_pos = b->pos[t];
+        if (b->n_ctx[t] > max_ctx) max_ctx = b->n_ctx[t];
+        if (b->slot[t] < 0 || b->slot[t] >= m->lim.max_ctx || b->n_ctx[t] < 1 ||
+            b->n_ctx[t] > m->lim.max_ctx || (m->lim.window == 0 && b->n_ctx[t] > b->slot[t] + 1) ||
+            b->seq[t] < 0 || b->seq[t] >= m->lim.max_seqs)
+            return RD_ERR_RANGE;
+    }
+    const size_t ti = (size_t)T * sizeof(int32_t);
+    RD_TRY(o->upload(be, m->ids_d, b->ids, ti));
+    RD_TRY(o->upload(be, m->pos_d, b->pos, ti));
+    RD_TRY(o->upload(be, m->seq_d, b->seq, ti));
+    RD_TRY(o->upload(be, m->slot_d, b->slot, ti));
+    RD_TRY(o->upload(be, m->nctx_d, b->n_ctx, ti));
+    RD_TRY(update_rope(m, max_pos + 1));
+    ON_OP(m, HOST_IN, -1);
+
+    struct rd_model_graph *g = graph_of(m, b, max_ctx);
+    return g ? forward_graph(m, b, g) : enqueue_layers(m, b, max_ctx);
 }
 
 rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h)

@@ -8,10 +8,27 @@
  * After the last layer: final norm and the rank's vocab rows of the LM head.
  *
  * Everything is allocated once by rd_model_init from the config and the limits (max tokens
- * per call, sequence slots, context per sequence); the forward pass never allocates. */
+ * per call, sequence slots, context per sequence); the forward pass never allocates.
+ *
+ * Graphs (opt-in: RD_CUDA_GRAPHS=1, on a backend with graph ops, i.e. cuda, and no on_op hook
+ * set): a decode-shaped call (1 <= T <= RD_MODEL_GRAPH_MAX_T tokens, all of them wanted,
+ * n_out == T) uploads its batch arrays as usual, then replays a graph of the layer loop and
+ * the LM head recorded for its shape instead of enqueueing the ops one by one. The shape is
+ * what the graph freezes besides buffer pointers: T, out_idx, the rope attention factor and
+ * the context bound given to attention (max_ctx: the call's largest n_ctx rounded up to a
+ * power of two, at least RD_MODEL_GRAPH_MIN_CTX, at most lim.max_ctx; the kernels read the
+ * true n_ctx from device memory). So a generation records one graph per power of two of
+ * context it passes through. The first call of a shape runs eagerly as a warm-up (lazy
+ * initialisation in cuBLAS, NCCL and module loading stays out of the recording), the second
+ * records and replays; later ones replay. Above 512 tokens of context the rounded bound may
+ * split decode attention differently from an eager call (logits may then differ in the last
+ * bits; below, results are the eager ones). Graphs are dropped by rd_model_resize_cache and
+ * rd_model_free. A recording that fails ends the call with an error (RD_CUDA_GRAPHS=0 runs
+ * eagerly). */
 #ifndef RD_MODEL_H
 #define RD_MODEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kernels/ops.h"
@@ -61,6 +78,22 @@ enum rd_model_op {
     RD_MODEL_OP_COUNT
 };
 
+/* decode-shaped calls that may replay a graph: T <= RD_MODEL_GRAPH_MAX_T, at most
+ * RD_MODEL_GRAPHS shapes per model (later shapes run eagerly) */
+#define RD_MODEL_GRAPH_MAX_T 8
+#define RD_MODEL_GRAPHS 64
+#define RD_MODEL_GRAPH_MIN_CTX 256
+
+/* one recorded shape of a decode-shaped forward call */
+struct rd_model_graph {
+    int T;                                 /* tokens = wanted rows (n_out == T) */
+    int32_t out_idx[RD_MODEL_GRAPH_MAX_T]; /* the wanted rows, in order */
+    float attention_factor;                /* rope scalar frozen in the graph */
+    int max_ctx;                           /* attention's context bound frozen in the graph */
+    int calls;                             /* calls of this shape so far (1st = eager warm-up) */
+    void *graph;                           /* backend graph, NULL until recorded */
+};
+
 struct rd_model {
     struct rd_config cfg;
     struct rd_shard shard;
@@ -98,6 +131,12 @@ struct rd_model {
      * leaves it) = off; the benchmarks use it to mark the clock between ops. */
     rd_status (*on_op)(void *ctx, enum rd_model_op op, int layer);
     void *on_op_ctx;
+
+    /* graphs of decode-shaped calls (see above); use_graphs is set by rd_model_init from
+     * RD_CUDA_GRAPHS=1 when the backend has graph ops, and may be cleared by the caller */
+    bool use_graphs;
+    int n_graphs;
+    struct rd_model_graph graphs[RD_MODEL_GRAPHS];
 };
 
 /* Loads the rank's shard. cfg must be validated; err names a missing/misshaped tensor. */

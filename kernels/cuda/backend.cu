@@ -1,8 +1,8 @@
 /* The cuda backend's lifetime and memory ops: create/destroy (device binding, the compute
  * stream, the cuBLAS handle and the fixed workspaces), alloc/free with an OOM message that
  * names the request and the free memory, uploads and downloads (fp32 <-> dtype conversion on
- * the host), zero, copy, sync, and the ops table that points at the kernels in the other
- * files of kernels/cuda. */
+ * the host), zero, copy, sync, CUDA graphs (stream capture of the compute stream), and the ops
+ * table that points at the kernels in the other files of kernels/cuda. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +14,7 @@ static rd_status cuda_alloc(struct rd_backend *be, size_t bytes, void **p_d)
 {
     *p_d = NULL;
     if (bytes == 0) return RD_OK;
+    RD_TRY(rd_cuda_not_capturing(be, "alloc"));
     cudaError_t e = cudaMalloc(p_d, bytes);
     if (e == cudaSuccess) return RD_OK;
     (void)cudaGetLastError(); /* clear the sticky-free allocation error */
@@ -42,6 +43,7 @@ static rd_status cuda_upload(struct rd_backend *be, void *dst_d, const void *src
 {
     struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
     if (!bytes) return RD_OK;
+    RD_TRY(rd_cuda_not_capturing(be, "upload"));
     RD_CUDA_CHECK(cudaMemcpyAsync(dst_d, src_h, bytes, cudaMemcpyHostToDevice, impl->stream));
     /* src_h may be reused as soon as we return */
     RD_CUDA_CHECK(cudaStreamSynchronize(impl->stream));
@@ -53,6 +55,7 @@ static rd_status cuda_download(struct rd_backend *be, void *dst_h, const void *s
 {
     struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
     if (!bytes) return RD_OK;
+    RD_TRY(rd_cuda_not_capturing(be, "download"));
     RD_CUDA_CHECK(cudaMemcpyAsync(dst_h, src_d, bytes, cudaMemcpyDeviceToHost, impl->stream));
     RD_CUDA_CHECK(cudaStreamSynchronize(impl->stream));
     return RD_OK;
@@ -110,11 +113,80 @@ static rd_status cuda_copy(struct rd_backend *be, void *dst_d, const void *src_d
 
 static rd_status cuda_sync(struct rd_backend *be)
 {
+    RD_TRY(rd_cuda_not_capturing(be, "sync"));
     RD_CUDA_CHECK(cudaStreamSynchronize(rd_cuda_impl_of(be)->stream));
     return RD_OK;
 }
 
 static void *cuda_stream(struct rd_backend *be) { return (void *)rd_cuda_impl_of(be)->stream; }
+
+/* ---- graphs ----
+ *
+ * A graph is a cudaGraphExec_t (the captured cudaGraph_t is destroyed once instantiated).
+ * Thread-local capture mode: an unsafe call (cudaMalloc, a sync) from this thread fails the
+ * recording loudly, while other threads (NCCL's proxy thread) are not affected. Every op the
+ * forward pass enqueues between begin and end is capture-safe: kernel launches, cuBLAS GEMMs
+ * (fixed workspace, set after cublasSetStream), device-to-device cudaMemcpyAsync,
+ * cudaMemsetAsync and ncclAllReduce (whose wait the communicator skips while recording);
+ * cudaFuncSetAttribute (prefill attention) is not a stream operation. upload, download, sync,
+ * topk and alloc refuse (rd_cuda_not_capturing). */
+
+static rd_status cuda_graph_begin(struct rd_backend *be)
+{
+    struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
+    RD_REQUIRE(!impl->capturing, RD_ERR_INVALID_ARG, "graph_begin: a graph is already recording");
+    RD_CUDA_CHECK(cudaStreamBeginCapture(impl->stream, cudaStreamCaptureModeThreadLocal));
+    impl->capturing = 1;
+    return RD_OK;
+}
+
+static rd_status cuda_graph_end(struct rd_backend *be, void **graph)
+{
+    struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
+    *graph = NULL;
+    RD_REQUIRE(impl->capturing, RD_ERR_INVALID_ARG, "graph_end: no graph is recording");
+    impl->capturing = 0;
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamEndCapture(impl->stream, &g);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        if (g) cudaGraphDestroy(g);
+        RD_LOG_ERROR("cuda backend: recording a graph failed: %s", cudaGetErrorString(e));
+        return RD_ERR_CUDA;
+    }
+    cudaGraphExec_t exec = NULL;
+    e = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        RD_LOG_ERROR("cuda backend: cudaGraphInstantiate failed: %s", cudaGetErrorString(e));
+        return RD_ERR_CUDA;
+    }
+    /* move the graph's setup to the device now rather than at the first launch */
+    e = cudaGraphUpload(exec, impl->stream);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        cudaGraphExecDestroy(exec);
+        RD_LOG_ERROR("cuda backend: cudaGraphUpload failed: %s", cudaGetErrorString(e));
+        return RD_ERR_CUDA;
+    }
+    *graph = (void *)exec;
+    return RD_OK;
+}
+
+static rd_status cuda_graph_launch(struct rd_backend *be, void *graph)
+{
+    RD_REQUIRE(graph, RD_ERR_INVALID_ARG, "graph_launch: graph is NULL");
+    RD_TRY(rd_cuda_not_capturing(be, "graph_launch"));
+    RD_CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, rd_cuda_impl_of(be)->stream));
+    return rd_cuda_after_launch(be, "graph_launch");
+}
+
+static void cuda_graph_free(struct rd_backend *be, void *graph)
+{
+    (void)be;
+    if (graph) cudaGraphExecDestroy((cudaGraphExec_t)graph);
+}
 
 /* ---- lifetime ---- */
 
@@ -124,6 +196,12 @@ static void cuda_destroy(struct rd_backend *be)
     struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
     if (impl) {
         if (be->device >= 0) cudaSetDevice(be->device);
+        if (impl->capturing) { /* a recording left open by an error: end and drop it */
+            cudaGraph_t g = NULL;
+            if (cudaStreamEndCapture(impl->stream, &g) == cudaSuccess && g) cudaGraphDestroy(g);
+            (void)cudaGetLastError();
+            impl->capturing = 0;
+        }
         if (impl->stream) cudaStreamSynchronize(impl->stream);
         if (impl->cublas) cublasDestroy(impl->cublas);
         if (impl->cublas_ws_d) cudaFree(impl->cublas_ws_d);
@@ -155,6 +233,10 @@ static const struct rd_ops k_cuda_ops = {
     /* .rope_attention = */ rd_cuda_rope_attention,
     /* .copy = */ cuda_copy,
     /* .topk = */ rd_cuda_topk,
+    /* .graph_begin = */ cuda_graph_begin,
+    /* .graph_end = */ cuda_graph_end,
+    /* .graph_launch = */ cuda_graph_launch,
+    /* .graph_free = */ cuda_graph_free,
 };
 
 extern "C" int rd_backend_cuda_device_count(void)

@@ -39,7 +39,8 @@ extern "C" {
 struct rd_cuda_impl {
     cudaStream_t stream;    /* the one compute stream; every op is enqueued here */
     cublasHandle_t cublas;  /* bound to stream, workspace below */
-    void *cublas_ws_d;      /* cuBLAS workspace (fixed, so graphs can capture GEMMs later) */
+    void *cublas_ws_d;      /* cuBLAS workspace: fixed, so cuBLAS never allocates while a graph
+                             * records a GEMM */
     size_t cublas_ws_bytes;
     float *attn_ws_d;       /* split-K partials of decode attention: [splits, T, H, Dh + 2] */
     size_t attn_ws_bytes;
@@ -48,6 +49,8 @@ struct rd_cuda_impl {
     int n_sm;               /* multiprocessors, for grid heuristics */
     size_t max_smem_optin;  /* largest dynamic shared memory a block may opt into */
     int debug_sync;         /* RD_DEBUG_SYNC=1: sync and check after every op */
+    int capturing;          /* between graph_begin and graph_end: the stream is recording, so
+                             * nothing may wait for it (no sync, no host transfers) */
 };
 
 static inline struct rd_cuda_impl *rd_cuda_impl_of(struct rd_backend *be)
@@ -56,7 +59,9 @@ static inline struct rd_cuda_impl *rd_cuda_impl_of(struct rd_backend *be)
 }
 
 /* After every launch: the launch error, and with RD_DEBUG_SYNC=1 the execution error of this
- * op (so a fault is reported by the op that caused it, not by a later download). */
+ * op (so a fault is reported by the op that caused it, not by a later download). While a graph
+ * is being recorded nothing has run yet and a sync would break the recording: the check then
+ * happens after graph_launch instead. */
 static inline rd_status rd_cuda_after_launch(struct rd_backend *be, const char *op)
 {
     cudaError_t e = cudaGetLastError();
@@ -65,7 +70,7 @@ static inline rd_status rd_cuda_after_launch(struct rd_backend *be, const char *
         return RD_ERR_CUDA;
     }
     struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
-    if (impl->debug_sync) {
+    if (impl->debug_sync && !impl->capturing) {
         e = cudaStreamSynchronize(impl->stream);
         if (e != cudaSuccess) {
             rd_log_fail(__FILE__, __LINE__, op, "cudaStreamSynchronize (RD_DEBUG_SYNC)",
@@ -145,6 +150,16 @@ static __device__ __forceinline__ float block_sum(float v, float *red)
         __VA_ARGS__;                                                                           \
     } break;                                                                                   \
     }
+
+/* The ops that wait for the stream or allocate refuse to run while a graph is being recorded
+ * (the recording would be invalidated with a less helpful error). */
+static inline rd_status rd_cuda_not_capturing(struct rd_backend *be, const char *op)
+{
+    if (!rd_cuda_impl_of(be)->capturing) return RD_OK;
+    RD_LOG_ERROR("cuda backend: %s while a graph is being recorded (it waits for the stream "
+                 "or allocates; keep it outside graph_begin/graph_end)", op);
+    return RD_ERR_INVALID_ARG;
+}
 
 /* The op entries (one per kernels/cuda/<op>.cu), filled into the table in backend.cu. */
 extern "C" {

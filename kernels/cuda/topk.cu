@@ -99,6 +99,7 @@ extern "C" rd_status rd_cuda_topk(struct rd_backend *be, float *vals_h, int32_t 
     RD_REQUIRE(T >= 0 && V >= 0 && k >= 1, RD_ERR_INVALID_ARG, "topk: need T, V >= 0 and k >= 1");
     RD_REQUIRE(k <= TOPK_MAX_K, RD_ERR_UNSUPPORTED, "topk: the cuda backend takes k <= 64");
     if (T == 0) return RD_OK;
+    RD_TRY(rd_cuda_not_capturing(be, "topk"));
     struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
     const size_t per_row = (size_t)k * (sizeof(float) + sizeof(int32_t));
     const int rows_per_chunk = (int)(impl->topk_ws_bytes / per_row);
