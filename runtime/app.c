@@ -7,6 +7,7 @@
  * when peers may already wait in a collective, ends the job with MPI_Abort. */
 #include "runtime/app.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,10 +135,10 @@ static rd_status load_config(struct app *A, char *err)
 
 static int default_max_ctx(const struct rd_config *c)
 {
-    int n = c->max_position_embeddings;
+    double n = c->max_position_embeddings;
     /* dynamic NTK exists to run past the trained length */
-    if (c->rope.type == RD_ROPE_TYPE_DYNAMIC) n = (int)(n * c->rope.factor);
-    return n < 8192 ? n : 8192;
+    if (c->rope.type == RD_ROPE_TYPE_DYNAMIC) n *= c->rope.factor;
+    return n < 8192 ? (int)n : 8192;
 }
 
 static rd_status make_backend(struct app *A, char *err)
@@ -266,10 +267,16 @@ static void print_result(struct app *A, int i, const struct rd_gen_result *r)
         if (A->tok) {
             char *text = NULL;
             size_t n = 0;
-            if (rd_tokenizer_decode_ex(A->tok, r->ids, r->n, true, &text, &n) == RD_OK) {
+            /* ids past the tokenizer's vocabulary (a model may have more rows) have no text */
+            int32_t *known = malloc(((size_t)r->n + 1) * sizeof *known);
+            int n_known = 0;
+            for (int i = 0; known && i < r->n; i++)
+                if (r->ids[i] < rd_tokenizer_vocab_size(A->tok)) known[n_known++] = r->ids[i];
+            if (known && rd_tokenizer_decode_ex(A->tok, known, n_known, true, &text, &n) == RD_OK) {
                 printf(", \"text\": ");
                 json_escape(stdout, text, n);
             }
+            free(known);
             free(text);
         }
         printf(", \"finish_reason\": \"%s\"", r->finish_reason);
@@ -283,7 +290,12 @@ static void print_result(struct app *A, int i, const struct rd_gen_result *r)
             for (int s = 0; s < r->n; s++) {
                 printf(s ? ", [" : "[");
                 const float *l = r->logits + (size_t)s * V;
-                for (int v = 0; v < V; v++) printf(v ? ", %.9g" : "%.9g", l[v]);
+                for (int v = 0; v < V; v++) {
+                    if (v) fputs(", ", stdout);
+                    /* JSON has no NaN or Infinity */
+                    if (isfinite(l[v])) printf("%.9g", l[v]);
+                    else fputs("null", stdout);
+                }
                 printf("]");
             }
             printf("]");
@@ -447,16 +459,28 @@ int rd_app_main(int argc, char **argv)
         }
         if (ok) ok = rd_prompts_read(&A.args, &A.cfg, A.tok, max_prompt, &A.prompts, err,
                                      sizeof err) == RD_OK;
-        if (ok && A.tok && A.args.output == RD_OUTPUT_TEXT)
-            ok = rd_detok_stream_new(A.tok, true, &A.stream) == RD_OK;
-        if (ok)
-            ok = rd_sampler_init(&A.sampler, A.cfg.vocab_size, A.args.temperature, A.args.top_k,
-                                 A.args.top_p, A.args.seed) == RD_OK;
+        if (ok && A.tok && A.args.output == RD_OUTPUT_TEXT &&
+            rd_detok_stream_new(A.tok, true, &A.stream) != RD_OK) {
+            snprintf(err, sizeof err, "out of memory for the text stream");
+            ok = false;
+        }
+        if (ok && rd_sampler_init(&A.sampler, A.cfg.vocab_size, A.args.temperature, A.args.top_k,
+                                  A.args.top_p, A.args.seed) != RD_OK) {
+            snprintf(err, sizeof err, "out of memory for the sampler (%d tokens)", A.cfg.vocab_size);
+            ok = false;
+        }
         if (!ok) rd_log_user_error("%s", err);
     }
-    if (rd_prompts_bcast(&A.comm, ok, &A.prompts) != RD_OK) {
+    st = rd_prompts_bcast(&A.comm, ok, &A.prompts);
+    if (st == RD_ERR_INVALID_ARG) { /* rank 0 failed and said so: every rank knows */
         code = 1;
         goto out;
+    }
+    /* anything else failed on this rank alone, while peers go on into collectives */
+    if (st != RD_OK) {
+        snprintf(err, sizeof err, "cannot receive the prompts on rank %d: %s", rank,
+                 rd_status_str(st));
+        rd_world_abort(&A.world, 1, err);
     }
 
     /* 5. generation, one prompt after another */

@@ -378,6 +378,17 @@ rd_status rd_config_validate(const struct rd_config *cfg, char *err, int err_len
              cfg->rotary_dim / 2, r->n_short, r->n_long);
     if ((r->type == RD_ROPE_TYPE_YARN || r->type == RD_ROPE_TYPE_LLAMA3) && r->original_max_pos < 0)
         FAIL("config field original_max_position_embeddings must be positive");
+    /* what rd_rope_build refuses must be refused here, before the first collective */
+    if (r->type == RD_ROPE_TYPE_DYNAMIC && cfg->rotary_dim <= 2)
+        FAIL("rope_type 'dynamic' needs a rotary dim above 2 (got %d)", cfg->rotary_dim);
+    if (r->type == RD_ROPE_TYPE_LLAMA3 &&
+        !(r->low_freq_factor > 0 && r->high_freq_factor >= r->low_freq_factor))
+        FAIL("config field low_freq_factor/high_freq_factor must satisfy 0 < low_freq_factor <= "
+             "high_freq_factor for rope_type 'llama3' (got %g and %g)",
+             r->low_freq_factor, r->high_freq_factor);
+    if (r->type == RD_ROPE_TYPE_LONGROPE &&
+        (r->original_max_pos > 0 ? r->original_max_pos : cfg->max_position_embeddings) <= 1)
+        FAIL("rope_type 'longrope' needs original_max_position_embeddings > 1");
     return RD_OK;
 }
 

@@ -112,9 +112,14 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
     int32_t *ids = malloc((size_t)chunk * sizeof(int32_t) * 5);
     int32_t *counts = malloc((size_t)P * sizeof(int32_t));
     float *full = rank == 0 ? malloc((size_t)V * sizeof(float)) : NULL;
-    res->ids = malloc(((size_t)opts->max_new_tokens + 1) * sizeof(int32_t));
-    if (opts->keep_logits && rank == 0)
-        res->logits = malloc(((size_t)opts->max_new_tokens + 1) * V * sizeof(float));
+    /* without a window at most cap - n_prompt + 1 tokens can come (the last one fills the
+     * cache); with one, the buffers grow as tokens come */
+    int room = opts->max_new_tokens;
+    if (!windowed && cap - n_prompt + 1 < room) room = cap - n_prompt + 1;
+    if (windowed && room > 4096) room = 4096;
+    if (room < 1) room = 1;
+    res->ids = malloc((size_t)room * sizeof(int32_t));
+    if (opts->keep_logits && rank == 0) res->logits = malloc((size_t)room * V * sizeof(float));
     if (!ids || !counts || (rank == 0 && !full) || !res->ids ||
         (opts->keep_logits && rank == 0 && !res->logits)) {
         st = RD_ERR_OOM;
@@ -170,7 +175,7 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
         int32_t last = T - 1;
         struct rd_batch b = {.T = T, .ids = ids, .pos = pos, .seq = seq, .slot = slot,
                              .n_ctx = nctx, .n_out = n_done + T == n_prompt ? 1 : 0,
-                             .out_idx = &last};
+                             .out_idx = &last, .rope_len = windowed ? 0 : n_prompt};
         RD_TRY_GOTO(FORWARD(&b), st, done);
         n_done += T;
     }
@@ -185,6 +190,23 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
             if (rank == 0) n_cand = merge_candidates(&cd, P, cand_v, cand_id, merge_order);
         } else {
             RD_TRY_GOTO(gather_logits(m, m->logits_h, full, counts), st, done);
+        }
+        if (res->n == room) {
+            room = room > INT32_MAX / 2 ? INT32_MAX : room * 2;
+            int32_t *ni = realloc(res->ids, (size_t)room * sizeof(int32_t));
+            if (!ni) {
+                st = RD_ERR_OOM;
+                goto done;
+            }
+            res->ids = ni;
+            if (res->logits) {
+                float *nl = realloc(res->logits, (size_t)room * V * sizeof(float));
+                if (!nl) {
+                    st = RD_ERR_OOM;
+                    goto done;
+                }
+                res->logits = nl;
+            }
         }
         int32_t msg[2] = {0, 0}; /* token, stop (0 go, 1 eos, 2 length, 3 context) */
         if (rank == 0) {

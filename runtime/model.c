@@ -460,7 +460,7 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
     RD_TRY(o->upload(be, m->seq_d, b->seq, ti));
     RD_TRY(o->upload(be, m->slot_d, b->slot, ti));
     RD_TRY(o->upload(be, m->nctx_d, b->n_ctx, ti));
-    RD_TRY(update_rope(m, max_pos + 1));
+    RD_TRY(update_rope(m, b->rope_len > max_pos + 1 ? b->rope_len : max_pos + 1));
     ON_OP(m, HOST_IN, -1);
 
     struct rd_model_graph *g = graph_of(m, b, max_ctx);

@@ -160,6 +160,10 @@ struct rd_batch {
     const int32_t *ids, *pos, *seq, *slot, *n_ctx;
     int n_out;
     const int32_t *out_idx;
+    /* sequence length the rope table is built for when it depends on it (dynamic NTK,
+     * longrope); 0 or less than max(pos) + 1: max(pos) + 1. A prefill split into several
+     * calls gives every call the prompt's length, as one unsplit call would have. */
+    int rope_len;
 };
 rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h);
 /* The same forward, but only each wanted token's k best local logits and their global ids

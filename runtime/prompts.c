@@ -93,9 +93,13 @@ static rd_status read_jsonl(const char *path, const struct rd_tokenizer *tok,
         } else if (cJSON_IsArray(pi)) {
             n = cJSON_GetArraySize(pi);
             ids = malloc(((size_t)n + 1) * sizeof *ids);
+            if (!ids) {
+                snprintf(err, err_len, "%s line %d: out of memory", path, lineno);
+                st = RD_ERR_OOM;
+            }
             int i = 0;
             const cJSON *it;
-            cJSON_ArrayForEach(it, pi)
+            if (ids) cJSON_ArrayForEach(it, pi)
             {
                 if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 2147483647.0 ||
                     it->valuedouble != (double)(int32_t)it->valuedouble) {

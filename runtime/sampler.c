@@ -49,10 +49,12 @@ double rd_sampler_uniform(struct rd_sampler *s)
 
 int rd_sampler_argmax(const float *logits, int V)
 {
-    int best = 0;
-    for (int i = 1; i < V; i++)
-        if (logits[i] > logits[best]) best = i;
-    return best;
+    /* NaN never wins, as in the top-k path (kernels' topk treat it as -inf): greedy must not
+     * depend on which path gathered the logits */
+    int best = -1;
+    for (int i = 0; i < V; i++)
+        if (!isnan(logits[i]) && (best < 0 || logits[i] > logits[best])) best = i;
+    return best < 0 ? 0 : best;
 }
 
 /* sorts indices by descending probability (ties: lower index first) */
