@@ -129,6 +129,15 @@ const char *rd_status_str(rd_status st)
     return "unknown status";
 }
 
+void rd_err_set(char *err, int err_len, const char *fmt, ...)
+{
+    if (!err || err_len <= 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, (size_t)err_len, fmt, ap);
+    va_end(ap);
+}
+
 const char *rd_env_str(const char *name, const char *def)
 {
     const char *v = getenv(name);

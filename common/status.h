@@ -27,6 +27,9 @@ typedef enum rd_status {
 
 const char *rd_status_str(rd_status st);
 
+/* Formats a message into err (err_len bytes) for the caller; NULL or 0 does nothing. */
+void rd_err_set(char *err, int err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Logs one failure line through the logger (see log.h). */
 void rd_log_fail(const char *file, int line, const char *func, const char *expr, rd_status st,
                  const char *msg);

@@ -36,17 +36,7 @@ struct rd_ckpt_writer {
     char last_err[512];
 };
 
-static void set_err(char *err, int err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, int err_len, const char *fmt, ...)
-{
-    if (!err || err_len <= 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, (size_t)err_len, fmt, ap);
-    va_end(ap);
-}
+#define set_err rd_err_set
 
 static void hdf5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 

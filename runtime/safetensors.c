@@ -23,17 +23,7 @@
 /* Largest integer a JSON number (a double in cJSON) holds exactly. */
 #define ST_MAX_EXACT 9007199254740992.0
 
-static void set_err(char *err, int err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, int err_len, const char *fmt, ...)
-{
-    if (!err || err_len <= 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, (size_t)err_len, fmt, ap);
-    va_end(ap);
-}
+#define set_err rd_err_set
 
 /* A JSON number that is a non-negative integer representable exactly. */
 static int json_u64(const cJSON *j, uint64_t *out)
