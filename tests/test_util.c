@@ -229,3 +229,55 @@ char *rd_test_published_story(const char *readme)
     if (story) rd_test_squeeze(story);
     return story;
 }
+
+cJSON *rd_test_golden_case(const char *shared, const char *name, const char *tmp, char *h5,
+                           size_t h5_len, char *ids_csv, size_t ids_len)
+{
+    char dir[1024], cmd[4096], path[1200];
+    snprintf(dir, sizeof dir, "%s/golden/models/%s", shared, name);
+    snprintf(h5, h5_len, "%s/%s.h5", tmp, name);
+    snprintf(cmd, sizeof cmd, "%s/ropedist-convert %s -o %s", rd_test_bin_dir(), dir, h5);
+    char *err = NULL;
+    int rc = rd_test_run(cmd, NULL, &err);
+    CHECK_MSG(rc == 0, "convert %s failed: %s", name, err ? err : "");
+    free(err);
+    if (rc) return NULL;
+    snprintf(path, sizeof path, "%s/expected.json", dir);
+    cJSON *exp = rd_test_load_json(path);
+    CHECK_MSG(exp != NULL, "cannot read %s", path);
+    if (!exp) return NULL;
+    const cJSON *pids = cJSON_GetObjectItem(exp, "prompt_ids");
+    ids_csv[0] = 0;
+    for (int i = 0; i < cJSON_GetArraySize(pids); i++) {
+        size_t l = strlen(ids_csv);
+        snprintf(ids_csv + l, ids_len - l, "%s%d", i ? "," : "",
+                 cJSON_GetArrayItem(pids, i)->valueint);
+    }
+    return exp;
+}
+
+int rd_test_random_model(const char *cfg_path, const char *h5_path, int hidden, int heads, int kv,
+                         int head_dim, int ffn, int vocab, int layers, bool tied, int max_pos,
+                         const char *extra, unsigned seed)
+{
+    FILE *f = fopen(cfg_path, "w");
+    if (!f) return -1;
+    fprintf(f,
+            "{\"model_type\": \"llama\", \"hidden_size\": %d, \"num_attention_heads\": %d, "
+            "\"num_key_value_heads\": %d, \"intermediate_size\": %d, \"vocab_size\": %d, "
+            "\"num_hidden_layers\": %d, \"tie_word_embeddings\": %s, \"rms_norm_eps\": 1e-5, "
+            "\"max_position_embeddings\": %d, \"rope_theta\": 10000.0, \"bos_token_id\": 1, "
+            "\"eos_token_id\": 2",
+            hidden, heads, kv, ffn, vocab, layers, tied ? "true" : "false", max_pos);
+    if (head_dim) fprintf(f, ", \"head_dim\": %d", head_dim);
+    fprintf(f, "%s}\n", extra ? extra : "");
+    fclose(f);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s/ropedist-convert --random --config %s --seed %u -o %s",
+             rd_test_bin_dir(), cfg_path, seed, h5_path);
+    char *err = NULL;
+    int rc = rd_test_run(cmd, NULL, &err);
+    if (rc) fprintf(stderr, "convert --random %s failed: %s\n", cfg_path, err ? err : "");
+    free(err);
+    return rc;
+}

@@ -84,4 +84,16 @@ void rd_test_squeeze(char *s);
  * malloc'd ("" when the README has none), NULL when the README cannot be read. */
 char *rd_test_published_story(const char *readme);
 
+/* Converts ../shared/golden/models/<name> into <tmp>/<name>.h5 (path in h5) and loads its
+ * expected.json; ids_csv gets prompt_ids as "1,2,3". NULL (after a failed CHECK naming why) on
+ * failure. The caller deletes the JSON. */
+cJSON *rd_test_golden_case(const char *shared, const char *name, const char *tmp, char *h5,
+                           size_t h5_len, char *ids_csv, size_t ids_len);
+
+/* Writes a Llama config.json at cfg_path (sizes, max_position_embeddings, then `extra`: more
+ * ",\"field\": value" text) and a random checkpoint for it at h5_path. Returns 0 on success. */
+int rd_test_random_model(const char *cfg_path, const char *h5_path, int hidden, int heads, int kv,
+                         int head_dim, int ffn, int vocab, int layers, bool tied, int max_pos,
+                         const char *extra, unsigned seed);
+
 #endif

@@ -39,28 +39,15 @@ int main(void)
            "step_err");
     for (size_t mi = 0; mi < sizeof k_models / sizeof *k_models; mi++) {
         const char *name = k_models[mi].name;
-        char dir[1024], h5[1024], cmd[8192], path[1200];
+        char dir[1024], h5[1024], cmd[8192], ids[4096];
         snprintf(dir, sizeof dir, "%s/golden/models/%s", shared, name);
-        snprintf(h5, sizeof h5, "%s/%s.h5", tmp, name);
-        snprintf(cmd, sizeof cmd, "%s/ropedist-convert %s -o %s", bin, dir, h5);
-        char *err = NULL;
-        int rc = rd_test_run(cmd, NULL, &err);
-        CHECK_MSG(rc == 0, "convert %s failed: %s", name, err ? err : "");
-        free(err);
-        if (rc) continue;
-        snprintf(path, sizeof path, "%s/expected.json", dir);
-        cJSON *exp = rd_test_load_json(path);
-        CHECK_MSG(exp != NULL, "cannot read %s", path);
+        cJSON *exp = rd_test_golden_case(shared, name, tmp, h5, sizeof h5, ids, sizeof ids);
         if (!exp) continue;
-        const cJSON *pids = cJSON_GetObjectItem(exp, "prompt_ids");
+        char *err = NULL;
+        int rc;
         const cJSON *greedy = cJSON_GetObjectItem(exp, "greedy_ids");
         const cJSON *last = cJSON_GetObjectItem(exp, "last_logits");
         const cJSON *steps = cJSON_GetObjectItem(exp, "step_logits");
-        char ids[4096] = "";
-        for (int i = 0; i < cJSON_GetArraySize(pids); i++) {
-            size_t l = strlen(ids);
-            snprintf(ids + l, sizeof ids - l, "%s%d", i ? "," : "", cJSON_GetArrayItem(pids, i)->valueint);
-        }
         double worst = 0;
         /* 0: rope_parameters style, 1: hub style, 2: the prompt prefilled in chunks of 37
          * tokens (the rope table must still be built for the whole prompt: dynamic, longrope) */

@@ -71,31 +71,14 @@ int main(void)
     if (!shared) return RD_TEST_SKIP;
     char tmp[256];
     rd_test_tmpdir(tmp, sizeof tmp);
-    const char *bin = rd_test_bin_dir();
     printf("%-26s %-5s %3s  %-6s %10s %10s\n", "model", "dtype", "tp", "ids", "last_err",
            "step_err");
     for (size_t mi = 0; mi < sizeof k_models / sizeof *k_models; mi++) {
         const char *name = k_models[mi];
-        char dir[1024], h5[1024], cmd[4096], path[1200];
+        char dir[1024], h5[1024], ids[4096];
         snprintf(dir, sizeof dir, "%s/golden/models/%s", shared, name);
-        snprintf(h5, sizeof h5, "%s/%s.h5", tmp, name);
-        snprintf(cmd, sizeof cmd, "%s/ropedist-convert %s -o %s", bin, dir, h5);
-        char *err = NULL;
-        int rc = rd_test_run(cmd, NULL, &err);
-        CHECK_MSG(rc == 0, "convert %s failed: %s", name, err ? err : "");
-        free(err);
-        if (rc) continue;
-        snprintf(path, sizeof path, "%s/expected.json", dir);
-        cJSON *exp = rd_test_load_json(path);
-        CHECK_MSG(exp != NULL, "cannot read %s", path);
+        cJSON *exp = rd_test_golden_case(shared, name, tmp, h5, sizeof h5, ids, sizeof ids);
         if (!exp) continue;
-        const cJSON *pids = cJSON_GetObjectItem(exp, "prompt_ids");
-        char ids[4096] = "";
-        for (int i = 0; i < cJSON_GetArraySize(pids); i++) {
-            size_t l = strlen(ids);
-            snprintf(ids + l, sizeof ids - l, "%s%d", i ? "," : "",
-                     cJSON_GetArrayItem(pids, i)->valueint);
-        }
         run_case(name, dir, h5, ids, exp, 1, "fp32");
         run_case(name, dir, h5, ids, exp, 1, "bf16");
         if (!strncmp(name, "rope_", 5)) {

@@ -65,7 +65,6 @@ static void compare(const char *shape, const char *what, const cJSON *got, const
 int main(void)
 {
     if (gpu_e2e_skip()) return RD_TEST_SKIP;
-    const char *bin = rd_test_bin_dir();
     char tmp[256];
     rd_test_tmpdir(tmp, sizeof tmp);
     for (int i = 0; i < 70; i++) { /* a deterministic prompt of 70 ids, BOS first */
@@ -75,28 +74,13 @@ int main(void)
     printf("%-14s %-24s %-6s %10s\n", "shape", "run vs reference", "ids", "logit_err");
     for (size_t si = 0; si < sizeof k_shapes / sizeof *k_shapes; si++) {
         const struct shape *s = &k_shapes[si];
-        char cfg[512], h5[512], cmd[2048];
+        char cfg[512], h5[512];
         snprintf(cfg, sizeof cfg, "%s/%s.json", tmp, s->name);
         snprintf(h5, sizeof h5, "%s/%s.h5", tmp, s->name);
-        FILE *f = fopen(cfg, "w");
-        CHECK(f != NULL);
-        if (!f) continue;
-        fprintf(f,
-                "{\"model_type\": \"llama\", \"hidden_size\": %d, \"num_attention_heads\": %d, "
-                "\"num_key_value_heads\": %d, \"intermediate_size\": %d, \"vocab_size\": %d, "
-                "\"num_hidden_layers\": %d, \"tie_word_embeddings\": false, \"rms_norm_eps\": 1e-5, "
-                "\"max_position_embeddings\": 256, \"rope_theta\": 10000.0, \"bos_token_id\": 1, "
-                "\"eos_token_id\": 2",
-                s->hidden, s->heads, s->kv, s->ffn, s->vocab, s->layers);
-        if (s->head_dim) fprintf(f, ", \"head_dim\": %d", s->head_dim);
-        fprintf(f, "%s}\n", s->extra);
-        fclose(f);
-        snprintf(cmd, sizeof cmd, "%s/ropedist-convert --random --config %s --seed %zu -o %s",
-                 bin, cfg, si + 11, h5);
-        char *err = NULL;
-        int rc = rd_test_run(cmd, NULL, &err);
-        CHECK_MSG(rc == 0, "%s: convert failed: %s", s->name, err ? err : "");
-        free(err);
+        int rc = rd_test_random_model(cfg, h5, s->hidden, s->heads, s->kv, s->head_dim, s->ffn,
+                                      s->vocab, s->layers, false, 256, s->extra,
+                                      (unsigned)(si + 11));
+        CHECK_MSG(rc == 0, "%s: convert failed", s->name);
         if (rc) continue;
 
         cJSON *ref = run(1, "cuda", cfg, h5, "--with-logits");
