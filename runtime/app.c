@@ -21,6 +21,7 @@
 #include "parallel/watchdog.h"
 #include "runtime/cli.h"
 #include "runtime/config.h"
+#include "runtime/batch.h"
 #include "runtime/generate.h"
 #include "runtime/gguf_model.h"
 #include "runtime/model.h"
@@ -305,6 +306,40 @@ static void print_result(struct app *A, int i, const struct rd_gen_result *r)
     fflush(stdout);
 }
 
+/* Results of a batched run arrive as prompts finish; they are printed in prompt order. */
+struct in_order {
+    struct app *A;
+    int n, next;
+    struct rd_gen_result *held; /* copies of results that came early */
+    bool *ready;
+};
+
+static void print_in_order(void *ctx, int index, const struct rd_gen_result *res)
+{
+    struct in_order *o = ctx;
+    if (index == o->next) {
+        print_result(o->A, index, res);
+        o->next++;
+    } else {
+        struct rd_gen_result *h = &o->held[index];
+        *h = *res;
+        h->ids = malloc(((size_t)res->n + 1) * sizeof(int32_t));
+        if (h->ids) memcpy(h->ids, res->ids, (size_t)res->n * sizeof(int32_t));
+        h->logits = NULL;
+        if (res->logits) {
+            size_t bytes = (size_t)res->n * o->A->cfg.vocab_size * sizeof(float);
+            h->logits = malloc(bytes ? bytes : 1);
+            if (h->logits) memcpy(h->logits, res->logits, bytes);
+        }
+        o->ready[index] = true;
+    }
+    while (o->next < o->n && o->ready[o->next]) {
+        print_result(o->A, o->next, &o->held[o->next]);
+        rd_gen_result_free(&o->held[o->next]);
+        o->ready[o->next++] = false;
+    }
+}
+
 static void log_ownership(struct app *A)
 {
     const struct rd_shard *s = &A->shard;
@@ -417,6 +452,16 @@ int rd_app_main(int argc, char **argv)
                                   .sink_tokens = A.args.sink_tokens,
                                   .window = A.args.attention_window};
     if (lim.max_tokens > max_ctx) lim.max_tokens = max_ctx;
+    /* many prompts decode together when the output does not stream and one rope table per
+     * call serves every sequence */
+    const bool batchable = A.args.prompts_file && A.args.output_given &&
+                           A.args.output != RD_OUTPUT_TEXT && !A.args.attention_window &&
+                           !rd_rope_depends_on_len(&A.cfg);
+    if (batchable) lim.max_seqs = A.args.batch ? A.args.batch : 8;
+    else if (A.args.batch > 1 && rank == 0)
+        RD_LOG_WARN("--batch %d ignored: batching needs --prompts with --output ids|json, and "
+                    "runs neither dynamic/longrope rope nor attention sinks", A.args.batch);
+    if (lim.max_tokens < lim.max_seqs) lim.max_tokens = lim.max_seqs;
     char lerr[ERR_LEN] = "";
     st = rd_model_init(&A.model, &A.cfg, &A.shard, &lim, A.be, &A.comm, &A.src, lerr, sizeof lerr);
     A.model_ready = true;
@@ -489,8 +534,29 @@ int rd_app_main(int argc, char **argv)
                              .keep_logits = A.args.with_logits,
                              .sink_tokens = A.args.sink_tokens,
                              .window = A.args.attention_window};
+    if (A.model.lim.max_seqs > 1) {
+        struct rd_sampling sp = {.temperature = A.args.temperature, .top_k = A.args.top_k,
+                                 .top_p = A.args.top_p, .seed = A.args.seed};
+        struct in_order ord = {.A = &A, .n = A.prompts.n};
+        ord.held = calloc((size_t)A.prompts.n, sizeof *ord.held);
+        ord.ready = calloc((size_t)A.prompts.n, sizeof *ord.ready);
+        st = ord.held && ord.ready
+                 ? rd_generate_many(&A.model, A.prompts.n, A.prompts.ids, A.prompts.len, &go, &sp,
+                                    print_in_order, &ord)
+                 : RD_ERR_OOM;
+        for (int i = 0; i < A.prompts.n && ord.held; i++) rd_gen_result_free(&ord.held[i]);
+        free(ord.held);
+        free(ord.ready);
+        if (st != RD_OK) {
+            snprintf(err, sizeof err, "generation failed on rank %d: %s", rank, rd_status_str(st));
+            rd_world_abort(&A.world, 1, err);
+        }
+        goto out;
+    }
     for (int i = 0; i < A.prompts.n; i++) {
         struct rd_gen_result r;
+        /* every prompt samples from the same seed, batched or not */
+        if (rank == 0) rd_sampler_reseed(&A.sampler, A.args.seed);
         if (rank == 0 && A.stream) {
             /* the prompt goes through the same stream, so the decoder sees the whole sequence
              * (SentencePiece strips only the very first space) and the text reads on */

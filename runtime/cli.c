@@ -29,7 +29,11 @@ void rd_cli_usage(FILE *f)
         "                         cpu and bf16 on cuda)\n"
         "  --max-seq-len N        tokens of KV cache per sequence (default: max_position_embeddings,\n"
         "                         at most 8192)\n"
-        "  --max-batch-tokens N   tokens per prefill forward call (default 512)\n"
+        "  --max-batch-tokens N   tokens per forward call (default 512)\n"
+        "  --batch N              --prompts with --output ids|json: decode up to N prompts\n"
+        "                         together, a new one starting as soon as one ends (default 8;\n"
+        "                         1 = one after another). Each prompt's tokens are the same either\n"
+        "                         way. dynamic/longrope rope and attention sinks run one at a time\n"
         "  --share-gpu            allow several ranks on one GPU (test mode)\n"
         "  --tp N                 expected tensor-parallel size; an error unless N ranks run\n"
         "                         (the tp size is always the number of ranks)\n"
@@ -192,6 +196,10 @@ rd_status rd_cli_parse(int argc, char **argv, struct rd_args *a, char *err, int 
             NEED_VALUE();
             if (!parse_int(val, 1, 1 << 20, &a->tp))
                 BAD("--tp must be a positive integer (got \"%s\")", val);
+        } else if (!strcmp(flag, "--batch")) {
+            NEED_VALUE();
+            if (!parse_int(val, 1, 4096, &a->batch))
+                BAD("--batch must be an integer in 1..4096 (got \"%s\")", val);
         } else if (!strcmp(flag, "--share-gpu")) {
             a->share_gpu = true;
         } else if (!strcmp(flag, "--sink-tokens")) {

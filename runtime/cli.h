@@ -35,6 +35,7 @@ struct rd_args {
     bool verbose;
     int max_seq_len;         /* 0: from the config */
     int max_batch_tokens;    /* prefill chunk */
+    int batch;               /* sequences decoded together for --prompts (0: default 8) */
     bool share_gpu;
     int tp;                  /* 0: the number of ranks; else must equal it */
     int sink_tokens;         /* 0: off */

@@ -42,6 +42,8 @@ void rd_sampler_free(struct rd_sampler *s)
     s->order = NULL;
 }
 
+void rd_sampler_reseed(struct rd_sampler *s, uint64_t seed) { s->state = seed; }
+
 double rd_sampler_uniform(struct rd_sampler *s)
 {
     return (double)(splitmix64(&s->state) >> 11) * (1.0 / 9007199254740992.0);

@@ -21,6 +21,8 @@ struct rd_sampler {
 rd_status rd_sampler_init(struct rd_sampler *s, int V, float temperature, int top_k, float top_p,
                           uint64_t seed);
 void rd_sampler_free(struct rd_sampler *s);
+/* Restarts the random stream from seed (each prompt starts from the same seed). */
+void rd_sampler_reseed(struct rd_sampler *s, uint64_t seed);
 /* Index of the largest logit (the first one on ties, like torch.argmax). */
 int rd_sampler_argmax(const float *logits, int V);
 /* Chooses the next token from logits[V]. */
