@@ -3,11 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
-
-#define MAX_K 64
 
 struct seq {
     int prompt;            /* index of the prompt in this slot, -1 when free */
@@ -18,32 +15,6 @@ struct seq {
     int room;              /* capacity of res.ids (and res.logits rows) */
     double t_admit, t_first;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static bool is_eos(const struct rd_config *c, int32_t id)
-{
-    for (int i = 0; i < c->n_eos; i++)
-        if (c->eos_token_ids[i] == id) return true;
-    return false;
-}
-
-/* sorts candidate indices by value (descending), then id (ascending); padding (-1) last */
-static const float *g_v;
-static const int32_t *g_id;
-static int by_value_then_id(const void *a, const void *b)
-{
-    int i = *(const int *)a, j = *(const int *)b;
-    bool vi = g_id[i] >= 0, vj = g_id[j] >= 0;
-    if (vi != vj) return vi ? -1 : 1;
-    if (g_v[i] != g_v[j]) return g_v[i] > g_v[j] ? -1 : 1;
-    return (g_id[i] > g_id[j]) - (g_id[i] < g_id[j]);
-}
 
 static rd_status grow(struct seq *q, int V, bool logits)
 {
@@ -71,7 +42,9 @@ rd_status rd_generate_many(struct rd_model *m, int n_prompts, int32_t *const *pr
     /* greedy and top-k need only candidates on the coordinator, as in rd_generate */
     const int k = opts->keep_logits ? 0
                   : sp->temperature == 0.0f ? 1
-                  : (sp->top_k >= 1 && sp->top_k <= MAX_K && P <= 64) ? sp->top_k : 0;
+                  : (sp->top_k >= 1 && sp->top_k <= RD_GEN_MAX_CAND && P <= RD_GEN_MAX_RANKS)
+                      ? sp->top_k
+                      : 0;
     rd_status st = RD_OK;
     struct seq *q = calloc((size_t)S, sizeof *q);
     struct rd_sampler *smp = rank == 0 ? calloc((size_t)S, sizeof *smp) : NULL;
@@ -86,9 +59,8 @@ rd_status rd_generate_many(struct rd_model *m, int n_prompts, int32_t *const *pr
     int32_t *all_i = rank == 0 ? malloc((size_t)P * S * (k ? k : 1) * sizeof(int32_t)) : NULL;
     float *full = rank == 0 && !k ? malloc((size_t)S * V * sizeof(float)) : NULL;
     float *row = rank == 0 && !k ? malloc((size_t)V * sizeof(float)) : NULL;
-    int order[MAX_K * 64];
-    float rv[MAX_K];
-    int32_t ri[MAX_K];
+    float rv[RD_GEN_MAX_CAND];
+    int32_t ri[RD_GEN_MAX_CAND];
     if (!q || (rank == 0 && !smp) || !tok || !out_idx || !out_seq || !msg || !counts || !vloc ||
         !cv || !ci || (rank == 0 && (!all_v || !all_i || (!k && (!full || !row))))) {
         st = RD_ERR_OOM;
@@ -117,7 +89,7 @@ rd_status rd_generate_many(struct rd_model *m, int n_prompts, int32_t *const *pr
             memset(x, 0, sizeof *x);
             x->prompt = next;
             x->n_prompt = lens[next++];
-            x->t_admit = now_ms();
+            x->t_admit = rd_gen_now_ms();
             if (rank == 0) rd_sampler_reseed(&smp[s], sp->seed);
         }
         /* one token of every decoding sequence, then prompt chunks within the budget */
@@ -173,23 +145,15 @@ rd_status rd_generate_many(struct rd_model *m, int n_prompts, int32_t *const *pr
                 int32_t id;
                 if (k) {
                     /* row o of every rank's block: (r * n_out + o) * k */
-                    float cand_v[MAX_K * 64];
-                    int32_t cand_i[MAX_K * 64];
+                    float cand_v[RD_GEN_MAX_CAND * RD_GEN_MAX_RANKS];
+                    int32_t cand_i[RD_GEN_MAX_CAND * RD_GEN_MAX_RANKS];
                     int n = 0;
                     for (int r = 0; r < P; r++)
                         for (int j = 0; j < k; j++, n++) {
                             cand_v[n] = all_v[((size_t)r * n_out + o) * k + j];
                             cand_i[n] = all_i[((size_t)r * n_out + o) * k + j];
                         }
-                    for (int j = 0; j < n; j++) order[j] = j;
-                    g_v = cand_v;
-                    g_id = cand_i;
-                    qsort(order, (size_t)n, sizeof(int), by_value_then_id);
-                    int valid = 0;
-                    for (int j = 0; j < n && valid < k && cand_i[order[j]] >= 0; j++) {
-                        rv[valid] = cand_v[order[j]];
-                        ri[valid++] = cand_i[order[j]];
-                    }
+                    int valid = rd_gen_merge_candidates(cand_v, cand_i, n, k, rv, ri);
                     id = rd_sampler_sample_candidates(&smp[out_seq[o]], rv, ri, valid);
                 } else {
                     /* rank r's block is (n_out, V_local of r) */
@@ -210,9 +174,9 @@ rd_status rd_generate_many(struct rd_model *m, int n_prompts, int32_t *const *pr
                 RD_TRY_GOTO(grow(x, V, opts->keep_logits), st, done);
                 if (opts->keep_logits) memcpy(x->res.logits + (size_t)x->res.n * V, row, (size_t)V * sizeof(float));
                 x->res.ids[x->res.n++] = id;
-                if (x->res.n == 1) x->t_first = now_ms();
+                if (x->res.n == 1) x->t_first = rd_gen_now_ms();
                 msg[2 * o] = id;
-                msg[2 * o + 1] = !opts->ignore_eos && is_eos(&m->cfg, id) ? 1
+                msg[2 * o + 1] = !opts->ignore_eos && rd_gen_is_eos(&m->cfg, id) ? 1
                                  : x->res.n >= opts->max_new_tokens       ? 2
                                  : x->n_done >= cap                       ? 3
                                                                           : 0;
@@ -227,7 +191,7 @@ rd_status rd_generate_many(struct rd_model *m, int n_prompts, int32_t *const *pr
                 continue;
             }
             if (rank == 0) {
-                double end = now_ms();
+                double end = rd_gen_now_ms();
                 x->res.finish_reason = msg[2 * o + 1] == 1 ? "eos" : msg[2 * o + 1] == 2 ? "length" : "context";
                 x->res.prefill_ms = (x->t_first ? x->t_first : end) - x->t_admit;
                 x->res.decode_ms = x->t_first ? end - x->t_first : 0;

@@ -12,18 +12,47 @@
 
 #include "common/log.h"
 
-static double now_ms(void)
+double rd_gen_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static bool is_eos(const struct rd_config *c, int32_t id)
+bool rd_gen_is_eos(const struct rd_config *c, int32_t id)
 {
     for (int i = 0; i < c->n_eos; i++)
         if (c->eos_token_ids[i] == id) return true;
     return false;
+}
+
+struct cand_pair {
+    float v;
+    int32_t id;
+};
+
+/* value descending, then id ascending; padding (-1) last */
+static int by_value_then_id(const void *a, const void *b)
+{
+    const struct cand_pair *x = a, *y = b;
+    if ((x->id >= 0) != (y->id >= 0)) return x->id >= 0 ? -1 : 1;
+    if (x->v != y->v) return x->v > y->v ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int rd_gen_merge_candidates(const float *v, const int32_t *id, int n, int k, float *vals,
+                            int32_t *ids)
+{
+    struct cand_pair pairs[RD_GEN_MAX_CAND * RD_GEN_MAX_RANKS];
+    if (n > RD_GEN_MAX_CAND * RD_GEN_MAX_RANKS) n = RD_GEN_MAX_CAND * RD_GEN_MAX_RANKS;
+    for (int i = 0; i < n; i++) pairs[i] = (struct cand_pair){v[i], id[i]};
+    qsort(pairs, (size_t)n, sizeof *pairs, by_value_then_id);
+    int m = 0;
+    for (int i = 0; i < n && m < k && pairs[i].id >= 0; i++) {
+        vals[m] = pairs[i].v;
+        ids[m++] = pairs[i].id;
+    }
+    return m;
 }
 
 /* Gathers the last row of local logits into full (V) on rank 0. */
@@ -51,35 +80,6 @@ struct cand {
     int32_t *all_id;       /* (P*k) on rank 0 */
     int32_t *counts;       /* (P) = k */
 };
-
-static const float *g_merge_v;
-static const int32_t *g_merge_id;
-static int by_value_then_id(const void *a, const void *b)
-{
-    int i = *(const int *)a, j = *(const int *)b;
-    bool vi = g_merge_id[i] >= 0, vj = g_merge_id[j] >= 0; /* padding (-1) last */
-    if (vi != vj) return vi ? -1 : 1;
-    if (g_merge_v[i] > g_merge_v[j]) return -1;
-    if (g_merge_v[i] < g_merge_v[j]) return 1;
-    return (g_merge_id[i] > g_merge_id[j]) - (g_merge_id[i] < g_merge_id[j]);
-}
-
-/* Rank 0: merges the gathered candidates into (vals, ids) sorted, returns how many are valid. */
-static int merge_candidates(const struct cand *c, int P, float *vals, int32_t *ids, int *order)
-{
-    const int n = P * c->k;
-    for (int i = 0; i < n; i++) order[i] = i;
-    g_merge_v = c->all_v;
-    g_merge_id = c->all_id;
-    qsort(order, (size_t)n, sizeof(int), by_value_then_id);
-    int m = 0;
-    for (int i = 0; i < n && m < c->k; i++) {
-        if (c->all_id[order[i]] < 0) break;
-        vals[m] = c->all_v[order[i]];
-        ids[m++] = c->all_id[order[i]];
-    }
-    return m;
-}
 
 /* Where absolute token i of the sequence goes: its cache entry, its rope position and how many
  * entries it attends to. Without a window: entry i, position i, i + 1 entries. With sinks
@@ -138,9 +138,11 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
     int kk = sampler && sampler->temperature == 0.0f ? 1 : (sampler ? sampler->top_k : 0);
     int32_t mode[2] = {kk, opts->keep_logits ? 1 : 0};
     RD_TRY_GOTO(rd_comm_bcast_host(m->comm, mode, sizeof mode, 0), st, done);
-    cd.k = (!mode[1] && mode[0] >= 1 && mode[0] <= 64 && P <= 64) ? mode[0] : 0;
-    float cand_v[64];
-    int32_t cand_id[64], merge_order[64 * 64];
+    cd.k = (!mode[1] && mode[0] >= 1 && mode[0] <= RD_GEN_MAX_CAND && P <= RD_GEN_MAX_RANKS)
+               ? mode[0]
+               : 0;
+    float cand_v[RD_GEN_MAX_CAND];
+    int32_t cand_id[RD_GEN_MAX_CAND];
     if (cd.k) {
         cd.v = malloc((size_t)cd.k * sizeof(float));
         cd.id = malloc((size_t)cd.k * sizeof(int32_t));
@@ -158,7 +160,7 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
           : rd_model_forward(m, (batch), m->logits_h))
     memset(seq, 0, (size_t)chunk * sizeof(int32_t));
 
-    double t0 = now_ms();
+    double t0 = rd_gen_now_ms();
     int n_done = 0; /* tokens of the sequence seen so far */
     while (n_done < n_prompt) {
         int T = n_prompt - n_done < chunk ? n_prompt - n_done : chunk;
@@ -179,15 +181,17 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
         RD_TRY_GOTO(FORWARD(&b), st, done);
         n_done += T;
     }
-    res->prefill_ms = now_ms() - t0;
-    double t1 = now_ms();
+    res->prefill_ms = rd_gen_now_ms() - t0;
+    double t1 = rd_gen_now_ms();
     res->finish_reason = "length";
     for (int step = 0; step < opts->max_new_tokens; step++) {
         int n_cand = 0;
         if (cd.k) {
             RD_TRY_GOTO(rd_comm_gatherv_f32(m->comm, cd.v, cd.k, cd.all_v, cd.counts, 0), st, done);
             RD_TRY_GOTO(rd_comm_gatherv_i32(m->comm, cd.id, cd.k, cd.all_id, cd.counts, 0), st, done);
-            if (rank == 0) n_cand = merge_candidates(&cd, P, cand_v, cand_id, merge_order);
+            if (rank == 0)
+                n_cand = rd_gen_merge_candidates(cd.all_v, cd.all_id, P * cd.k, cd.k, cand_v,
+                                                 cand_id);
         } else {
             RD_TRY_GOTO(gather_logits(m, m->logits_h, full, counts), st, done);
         }
@@ -216,7 +220,7 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
             res->ids[res->n++] = next;
             if (cb) cb(cb_ctx, next);
             msg[0] = next;
-            if (!opts->ignore_eos && is_eos(&m->cfg, next)) msg[1] = 1;
+            if (!opts->ignore_eos && rd_gen_is_eos(&m->cfg, next)) msg[1] = 1;
             else if (step + 1 >= opts->max_new_tokens) msg[1] = 2;
             else if (!windowed && n_done >= cap) msg[1] = 3;
         }
@@ -234,7 +238,7 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
         RD_TRY_GOTO(FORWARD(&b), st, done);
         n_done++;
     }
-    res->decode_ms = now_ms() - t1;
+    res->decode_ms = rd_gen_now_ms() - t1;
 #undef FORWARD
 done:
     free(cd.v);

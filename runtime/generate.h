@@ -35,4 +35,16 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
                       void *cb_ctx, struct rd_gen_result *res);
 void rd_gen_result_free(struct rd_gen_result *r);
 
+/* ---- shared by the generation loops (generate.c, batch.c) ---- */
+
+#define RD_GEN_MAX_CAND 64 /* largest k of per-rank sampling candidates */
+#define RD_GEN_MAX_RANKS 64 /* candidates are used up to this many ranks */
+
+double rd_gen_now_ms(void);
+bool rd_gen_is_eos(const struct rd_config *c, int32_t id);
+/* Rank 0: of n gathered candidates (every rank's k best; id -1 is padding), the k best sorted by
+ * value (descending), then id (ascending), into vals/ids. Returns how many are valid. */
+int rd_gen_merge_candidates(const float *v, const int32_t *id, int n, int k, float *vals,
+                            int32_t *ids);
+
 #endif
