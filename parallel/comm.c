@@ -61,15 +61,19 @@ static rd_status gatherv(struct rd_comm *c, const void *src_h, int n_local, void
         memmove(dst_h, src_h, (size_t)n_local * size);
         return RD_OK;
     }
-    int *displs = NULL;
+    /* called every decode step: no allocation up to 256 ranks */
+    int small[256] = {0}, *displs = NULL;
     if (c->rank == root) {
-        displs = malloc((size_t)c->size * sizeof(int));
+        displs = c->size <= 256 ? small : malloc((size_t)c->size * sizeof(int));
         if (!displs) return RD_ERR_OOM;
         int off = 0;
-        for (int r = 0; r < c->size; r++) displs[r] = off, off += counts[r];
+        for (int r = 0; r < c->size; r++) {
+            displs[r] = off;
+            off += counts[r];
+        }
     }
     int rc = MPI_Gatherv(src_h, n_local, type, dst_h, counts, displs, type, root, c->world->comm);
-    free(displs);
+    if (displs != small) free(displs);
     MPI_CHECK(rc);
     return RD_OK;
 }

@@ -51,7 +51,8 @@ rd_status rd_generate_many(struct rd_model *m, int n_prompts, int32_t *const *pr
     int32_t *tok = malloc((size_t)chunk * 5 * sizeof(int32_t));
     int32_t *out_idx = malloc((size_t)S * sizeof(int32_t)), *out_seq = malloc((size_t)S * sizeof(int32_t));
     int32_t *msg = malloc((size_t)S * 2 * sizeof(int32_t));
-    int *counts = malloc((size_t)P * sizeof(int)), *vloc = malloc((size_t)P * sizeof(int));
+    int *counts = malloc((size_t)P * sizeof(int));
+    const int *vloc = m->v_counts;
     /* candidates: (S, k) local; (P, S, k) on rank 0. full logits: (S, V) local block and all */
     float *cv = malloc((size_t)S * (k ? k : 1) * sizeof(float));
     int32_t *ci = malloc((size_t)S * (k ? k : 1) * sizeof(int32_t));
@@ -61,17 +62,10 @@ rd_status rd_generate_many(struct rd_model *m, int n_prompts, int32_t *const *pr
     float *row = rank == 0 && !k ? malloc((size_t)V * sizeof(float)) : NULL;
     float rv[RD_GEN_MAX_CAND];
     int32_t ri[RD_GEN_MAX_CAND];
-    if (!q || (rank == 0 && !smp) || !tok || !out_idx || !out_seq || !msg || !counts || !vloc ||
+    if (!q || (rank == 0 && !smp) || !tok || !out_idx || !out_seq || !msg || !counts ||
         !cv || !ci || (rank == 0 && (!all_v || !all_i || (!k && (!full || !row))))) {
         st = RD_ERR_OOM;
         goto done;
-    }
-    for (int r = 0; r < P; r++) {
-        struct rd_shard s;
-        char e[256];
-        rd_shard_compute(m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.intermediate_size, V, P, r, &s,
-                         e, sizeof e);
-        vloc[r] = s.v_local;
     }
     for (int s = 0; s < S; s++) q[s].prompt = -1;
     if (rank == 0)
@@ -214,7 +208,6 @@ done:
     free(out_seq);
     free(msg);
     free(counts);
-    free(vloc);
     free(cv);
     free(ci);
     free(all_v);

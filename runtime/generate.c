@@ -56,9 +56,9 @@ int rd_gen_merge_candidates(const float *v, const int32_t *id, int n, int k, flo
 }
 
 /* Gathers the last row of local logits into full (V) on rank 0. */
-static rd_status gather_logits(struct rd_model *m, const float *local, float *full, int *counts)
+static rd_status gather_logits(struct rd_model *m, const float *local, float *full)
 {
-    return rd_comm_gatherv_f32(m->comm, local, m->V_local, full, counts, 0);
+    return rd_comm_gatherv_f32(m->comm, local, m->V_local, full, m->v_counts, 0);
 }
 
 void rd_gen_result_free(struct rd_gen_result *r)
@@ -110,7 +110,6 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
     const bool windowed = opts->window > 0;
     rd_status st = RD_OK;
     int32_t *ids = malloc((size_t)chunk * sizeof(int32_t) * 5);
-    int32_t *counts = malloc((size_t)P * sizeof(int32_t));
     float *full = rank == 0 ? malloc((size_t)V * sizeof(float)) : NULL;
     /* without a window at most cap - n_prompt + 1 tokens can come (the last one fills the
      * cache); with one, the buffers grow as tokens come */
@@ -120,17 +119,10 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
     if (room < 1) room = 1;
     res->ids = malloc((size_t)room * sizeof(int32_t));
     if (opts->keep_logits && rank == 0) res->logits = malloc((size_t)room * V * sizeof(float));
-    if (!ids || !counts || (rank == 0 && !full) || !res->ids ||
+    if (!ids || (rank == 0 && !full) || !res->ids ||
         (opts->keep_logits && rank == 0 && !res->logits)) {
         st = RD_ERR_OOM;
         goto done;
-    }
-    for (int r = 0; r < P; r++) {
-        struct rd_shard s;
-        char e[256];
-        rd_shard_compute(m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.intermediate_size, V, P, r, &s,
-                         e, sizeof e);
-        counts[r] = s.v_local;
     }
     int32_t *pos = ids + chunk, *seq = pos + chunk, *slot = seq + chunk, *nctx = slot + chunk;
 
@@ -193,7 +185,7 @@ rd_status rd_generate(struct rd_model *m, const int32_t *prompt, int n_prompt,
                 n_cand = rd_gen_merge_candidates(cd.all_v, cd.all_id, P * cd.k, cd.k, cand_v,
                                                  cand_id);
         } else {
-            RD_TRY_GOTO(gather_logits(m, m->logits_h, full, counts), st, done);
+            RD_TRY_GOTO(gather_logits(m, m->logits_h, full), st, done);
         }
         if (res->n == room) {
             room = room > INT32_MAX / 2 ? INT32_MAX : room * 2;
@@ -247,7 +239,6 @@ done:
     free(cd.all_id);
     free(cd.counts);
     free(ids);
-    free(counts);
     free(full);
     if (st != RD_OK) rd_gen_result_free(res);
     return st;

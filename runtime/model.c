@@ -196,6 +196,15 @@ rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
     m->F_local = shard->f_local;
     m->V_local = shard->v_local;
     m->qkv_n = (m->H_local + 2 * m->Hkv_local) * m->Dh;
+    m->v_counts = calloc((size_t)shard->tp, sizeof(int));
+    if (!m->v_counts) return RD_ERR_OOM;
+    for (int r = 0; r < shard->tp; r++) {
+        struct rd_shard s;
+        if (rd_shard_compute(cfg->n_heads, cfg->n_kv_heads, cfg->intermediate_size,
+                             cfg->vocab_size, shard->tp, r, &s, err, err_len) != RD_OK)
+            return RD_ERR_CONFIG;
+        m->v_counts[r] = s.v_local;
+    }
 
     const int64_t D = m->D, V = cfg->vocab_size;
     size_t stage_n = (size_t)(V > 1 ? V : 1) * D; /* the embedding is the largest read */
@@ -276,6 +285,7 @@ void rd_model_free(struct rd_model *m)
     f(be, m->ids_d), f(be, m->pos_d), f(be, m->seq_d), f(be, m->slot_d), f(be, m->nctx_d);
     f(be, m->inv_freq_d);
     free(m->logits_h);
+    free(m->v_counts);
     memset(m, 0, sizeof *m);
 }
 

@@ -101,6 +101,7 @@ struct rd_model {
     struct rd_backend *be;
     struct rd_comm *comm;
     int D, Dh, H_local, Hkv_local, F_local, V_local, qkv_n;
+    int *v_counts;     /* (tp) vocab rows of every rank, for gathering logits on rank 0 */
 
     void *embed_d;     /* (V, D) full table on every rank */
     struct rd_layer_weights *layers;
