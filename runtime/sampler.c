@@ -70,36 +70,24 @@ static int by_prob_desc(const void *a, const void *b)
     return (i > j) - (i < j);
 }
 
-int rd_sampler_sample(struct rd_sampler *s, const float *logits)
+/* Top-k, then top-p, then one draw, over the n probabilities s->probs[s->order[i]] sorted by
+ * descending probability. Returns the chosen s->order[i]. */
+static int choose(struct rd_sampler *s, int n)
 {
-    const int V = s->V;
-    if (s->temperature == 0.0f) return rd_sampler_argmax(logits, V);
-    /* softmax of logits / T in double for stability */
-    float mx = logits[0];
-    for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < V; i++) {
-        s->probs[i] = (float)exp(((double)logits[i] - mx) / s->temperature);
-        sum += s->probs[i];
-        s->order[i] = i;
-    }
-    for (int i = 0; i < V; i++) s->probs[i] = (float)(s->probs[i] / sum);
-    g_sort_probs = s->probs;
-    qsort(s->order, (size_t)V, sizeof(int32_t), by_prob_desc);
-    int keep = V;
+    int keep = n;
     if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
     if (s->top_p < 1.0f) {
         /* keep the smallest prefix whose mass reaches top_p (renormalised over top-k) */
         double mass = 0, total = 0;
         for (int i = 0; i < keep; i++) total += s->probs[s->order[i]];
-        int n = 0;
-        while (n < keep) {
-            mass += s->probs[s->order[n]] / total;
-            n++;
+        int m = 0;
+        while (m < keep) {
+            mass += s->probs[s->order[m]] / total;
+            m++;
             /* transformers compares float32 sums: allow for their rounding at the boundary */
             if (mass >= (double)s->top_p - 1e-6) break;
         }
-        keep = n;
+        keep = m;
     }
     double kept = 0;
     for (int i = 0; i < keep; i++) kept += s->probs[s->order[i]];
@@ -111,36 +99,34 @@ int rd_sampler_sample(struct rd_sampler *s, const float *logits)
     return s->order[keep - 1];
 }
 
+/* softmax of x[0..n) / temperature into s->probs, in double for stability */
+static void softmax_into(struct rd_sampler *s, const float *x, int n)
+{
+    float mx = x[0];
+    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        s->probs[i] = (float)exp(((double)x[i] - mx) / s->temperature);
+        sum += s->probs[i];
+        s->order[i] = i;
+    }
+    for (int i = 0; i < n; i++) s->probs[i] = (float)(s->probs[i] / sum);
+}
+
+int rd_sampler_sample(struct rd_sampler *s, const float *logits)
+{
+    if (s->temperature == 0.0f) return rd_sampler_argmax(logits, s->V);
+    softmax_into(s, logits, s->V);
+    g_sort_probs = s->probs;
+    qsort(s->order, (size_t)s->V, sizeof(int32_t), by_prob_desc);
+    return choose(s, s->V);
+}
+
 int rd_sampler_sample_candidates(struct rd_sampler *s, const float *vals, const int32_t *ids,
                                  int n)
 {
-    if (s->temperature == 0.0f || n == 1) return ids[0];
+    if (s->temperature == 0.0f) return ids[0];
     if (n > s->V) n = s->V;
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-        s->probs[i] = (float)exp(((double)vals[i] - vals[0]) / s->temperature);
-        sum += s->probs[i];
-    }
-    for (int i = 0; i < n; i++) s->probs[i] = (float)(s->probs[i] / sum);
-    int keep = n;
-    if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
-    if (s->top_p < 1.0f) {
-        double mass = 0, total = 0;
-        for (int i = 0; i < keep; i++) total += s->probs[i];
-        int m = 0;
-        while (m < keep) {
-            mass += s->probs[m] / total;
-            m++;
-            if (mass >= (double)s->top_p - 1e-6) break;
-        }
-        keep = m;
-    }
-    double kept = 0;
-    for (int i = 0; i < keep; i++) kept += s->probs[i];
-    double u = rd_sampler_uniform(s) * kept, acc = 0;
-    for (int i = 0; i < keep; i++) {
-        acc += s->probs[i];
-        if (u < acc) return ids[i];
-    }
-    return ids[keep - 1];
+    softmax_into(s, vals, n); /* already sorted: order is the identity */
+    return ids[choose(s, n)];
 }

@@ -375,8 +375,46 @@ static void test_seed(void)
     rd_sampler_free(&s2);
 }
 
+/* Sampling from the top_k candidates (what the coordinator gets from every rank) chooses the
+ * same tokens as sampling from the full logits, draw for draw, for the same seed. */
+static void test_candidates_match_full(void)
+{
+    enum { V = 300, K = 12 };
+    float logits[V];
+    uint64_t x = 42;
+    for (int i = 0; i < V; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        logits[i] = (float)((x >> 40) % 1000) / 100.0f;
+    }
+    /* the K best, descending, ties by smaller id */
+    float vals[K];
+    int32_t ids[K];
+    bool used[V] = {false};
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        for (int i = 0; i < V; i++)
+            if (!used[i] && (best < 0 || logits[i] > logits[best])) best = i;
+        used[best] = true;
+        vals[k] = logits[best];
+        ids[k] = best;
+    }
+    const float top_ps[] = {1.0f, 0.9f, 0.5f};
+    for (int t = 0; t < 3; t++) {
+        struct rd_sampler a, b;
+        CHECK(rd_sampler_init(&a, V, 0.7f, K, top_ps[t], 99) == RD_OK);
+        CHECK(rd_sampler_init(&b, V, 0.7f, K, top_ps[t], 99) == RD_OK);
+        int differ = 0;
+        for (int d = 0; d < 2000; d++)
+            differ += rd_sampler_sample(&a, logits) != rd_sampler_sample_candidates(&b, vals, ids, K);
+        CHECK_MSG(differ == 0, "top_p %.2f: %d of 2000 draws differ", top_ps[t], differ);
+        rd_sampler_free(&a);
+        rd_sampler_free(&b);
+    }
+}
+
 int main(void)
 {
+    test_candidates_match_full();
     test_invalid();
     test_argmax_greedy();
     test_top_k();
