@@ -133,10 +133,21 @@ struct rd_backend {
 struct rd_backend_opts {
     enum rd_dtype dtype;
     int device;          /* cuda: device ordinal to bind */
+    int threads;         /* cpu: compute threads (OpenMP team and BLAS); <= 0: the default,
+                          * rd_backend_cpu_default_threads(1, ...) */
 };
 
-/* cpu backend (kernels/cpu): fp32 only */
+/* cpu backend (kernels/cpu): fp32 only; GEMMs through OpenBLAS, other ops on an OpenMP team */
 rd_status rd_backend_cpu_create(const struct rd_backend_opts *opts, struct rd_backend **out);
+/* The cpu backend's thread count when none is asked for: OMP_NUM_THREADS when set, else the
+ * node's online cores shared among ranks_on_node ranks (at least 1), and never more than the
+ * CPUs this process may run on (a launcher that binds each rank to one core gets one thread).
+ * why (optional) gets the rule that decided, for the log. */
+int rd_backend_cpu_default_threads(int ranks_on_node, char *why, int why_len);
+/* The CPUs this process may run on (its affinity mask). */
+int rd_backend_cpu_allowed_cpus(void);
+/* One line for the log: threads, BLAS library, its build and kernels. */
+void rd_backend_cpu_describe(const struct rd_backend *be, char *buf, int len);
 /* cuda backend (kernels/cuda): available when built with ROPEDIST_CUDA; otherwise returns
  * RD_ERR_UNSUPPORTED */
 rd_status rd_backend_cuda_create(const struct rd_backend_opts *opts, struct rd_backend **out);

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev libhdf5-dev libcjson-dev
-      libpcre2-dev)
+      libpcre2-dev libopenblas-openmp-dev)
 if [[ "${1:-}" == "--with-slurm" ]]; then
     shift
     pkgs+=(slurmctld slurmd slurm-client munge libpmix2 procps)

@@ -48,6 +48,7 @@ struct app {
     struct rd_prompts prompts;
     struct rd_sampler sampler;
     struct rd_watchdog *watchdog;
+    char threads_why[160]; /* cpu: what decided the thread count */
 };
 
 /* Every rank passes its status and, when failing, its message. Returns true when all ranks are
@@ -157,7 +158,17 @@ static rd_status make_backend(struct app *A, char *err)
                      "--dtype fp32 or --device cuda", rd_dtype_name(o.dtype));
             return RD_ERR_UNSUPPORTED;
         }
-        return rd_backend_cpu_create(&o, &A->be);
+        /* threads: --threads, else OMP_NUM_THREADS, else the node's cores shared by its ranks */
+        o.threads = a->threads;
+        if (o.threads > 0) snprintf(A->threads_why, sizeof A->threads_why, "--threads");
+        else
+            o.threads = rd_backend_cpu_default_threads(A->world.local_size, A->threads_why,
+                                                       sizeof A->threads_why);
+        rd_status st = rd_backend_cpu_create(&o, &A->be);
+        if (st != RD_OK)
+            snprintf(err, ERR_LEN, "cannot start the cpu backend on host %s: %s (see the error "
+                     "above)", A->world.host, rd_status_str(st));
+        return st;
     }
     if (n_gpu == 0) {
         snprintf(err, ERR_LEN, "--device cuda: no CUDA device is visible%s",
@@ -359,8 +370,10 @@ static void log_settings(void)
 {
     static const char *const k_names[] = {"RD_LOG_LEVEL", "RD_DEBUG_SYNC", "RD_WATCHDOG",
                                           "RD_NCCL_POLL", "RD_NCCL_TIMEOUT_S", "RD_ATTN_PATH",
-                                          "RD_CUDA_GRAPHS"};
-    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto", "0"};
+                                          "RD_CUDA_GRAPHS", "OMP_NUM_THREADS",
+                                          "OPENBLAS_CORETYPE"};
+    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto", "0", "unset",
+                                             "unset"};
     char line[512] = "settings:";
     for (size_t i = 0; i < sizeof k_names / sizeof *k_names; i++) {
         size_t l = strlen(line);
@@ -421,10 +434,20 @@ int rd_app_main(int argc, char **argv)
     st = rd_comm_init(&A.comm, &A.world, A.be, A.args.share_gpu);
     if (st != RD_OK) rd_world_abort(&A.world, 1, "cannot set up the communicator");
     A.comm_ready = true;
-    char where[160] = "cpu";
-    if (A.be->device >= 0)
+    char where[768] = "cpu";
+    if (A.be->device >= 0) {
         snprintf(where, sizeof where, "gpu %d (CUDA_VISIBLE_DEVICES=%s)", A.be->device,
                  rd_env_str("CUDA_VISIBLE_DEVICES", "unset"));
+    } else {
+        char desc[400];
+        rd_backend_cpu_describe(A.be, desc, sizeof desc);
+        snprintf(where, sizeof where, "cpu, %s; threads from %s", desc, A.threads_why);
+        const int allowed = rd_backend_cpu_allowed_cpus();
+        if (A.args.threads > allowed)
+            RD_LOG_WARN("--threads %d but this rank may run on only %d CPU(s), so its threads "
+                        "share them (the launcher bound the rank: mpirun --bind-to none, or "
+                        "srun --cpus-per-task, gives it more)", A.args.threads, allowed);
+    }
     rd_log_every_rank(__FILE__, __LINE__, "host %s, local rank %d/%d, device %s", A.world.host,
                       A.world.local_rank, A.world.local_size, where);
 

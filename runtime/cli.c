@@ -27,6 +27,8 @@ void rd_cli_usage(FILE *f)
         "  --device cpu|cuda      backend (default: cuda when a GPU is visible, else cpu)\n"
         "  --dtype fp32|bf16|fp16 compute dtype (cpu: fp32 only; default: config's, else fp32 on\n"
         "                         cpu and bf16 on cuda)\n"
+        "  --threads N            cpu: compute threads per rank (default: OMP_NUM_THREADS, else the\n"
+        "                         node's cores / ranks on the node, within the rank's CPU binding)\n"
         "  --max-seq-len N        tokens of KV cache per sequence (default: max_position_embeddings,\n"
         "                         at most 8192)\n"
         "  --max-batch-tokens N   tokens per forward call (default 512)\n"
@@ -137,6 +139,10 @@ rd_status rd_cli_parse(int argc, char **argv, struct rd_args *a, char *err, int 
             NEED_VALUE();
             a->dtype = rd_dtype_parse(val);
             if (a->dtype < 0) BAD("--dtype must be fp32, bf16 or fp16 (got \"%s\")", val);
+        } else if (!strcmp(flag, "--threads")) {
+            NEED_VALUE();
+            if (!parse_int(val, 1, 4096, &a->threads))
+                BAD("--threads must be an integer in 1..4096 (got \"%s\")", val);
         } else if (!strcmp(flag, "--prompt")) {
             NEED_VALUE();
             a->prompt = val;

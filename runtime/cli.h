@@ -19,6 +19,7 @@ struct rd_args {
     const char *tokenizer;   /* NULL: next to the config / from the config */
     enum rd_device_kind device;
     int dtype;               /* -1: config default */
+    int threads;             /* cpu: compute threads per rank; 0: the backend's default */
     const char *prompt;      /* --prompt TEXT ("" = BOS only) */
     bool have_prompt;
     const char *prompt_ids;  /* --prompt-ids 1,2,3 */

@@ -1,39 +1,80 @@
-/* The cpu backend: plain fp32 loops in llama2.c's style. It is the reference every cuda op is
- * judged by, and what runs where there is no GPU (CI, laptops, CPU clusters). Buffers are host
- * memory; "upload" and "download" are copies; there is no stream. */
+/* The cpu backend: fp32, the reference every cuda op is judged by, and what runs where there
+ * is no GPU (CI, laptops, CPU clusters). Buffers are host memory ("upload" and "download" are
+ * copies; there is no stream).
+ *
+ * GEMMs go to BLAS (OpenBLAS, see blas_cpu.c): matmul is cblas_sgemm for T > 1 tokens and
+ * cblas_sgemv for one, which BLAS threads itself. Everything else runs on the rank's OpenMP
+ * team (impl->threads): rows of rmsnorm / swiglu / embed, vocabulary slices of top-k,
+ * attention items (attn_cpu.c); small calls stay on one thread, where a team costs more than
+ * it saves. Results differ from plain loops only in the order of fp32 sums (BLAS blocks its
+ * dot products): the unit test holds every op to 1e-5 relative of plain loops and of a
+ * double-precision reference, whatever the thread count. Buffers are 64-byte aligned, zeroed
+ * lazily by the kernel, and large ones are backed by transparent huge pages when the system
+ * allows, which matters when decode streams every weight once per token. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <math.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <omp.h>
 
 #include "common/log.h"
-#include "kernels/ops.h"
+#include "kernels/cpu/cpu_impl.h"
 
-struct cpu_impl {
-    float *scratch; /* rotated q of one head + scores of one query; grown once to the largest */
-    size_t scratch_n;
-};
+#define ALIGN 64
+#define HUGE_MIN ((size_t)4 << 20)  /* buffers from this size on are offered huge pages */
+#define PAR_MIN ((size_t)1 << 15)   /* elements below which an elementwise op stays serial */
+#define COPY_PAR_MIN ((size_t)8 << 20) /* bytes from which a copy is split over the team */
+#define TOPK_SPLIT_MIN 8192         /* vocabulary from which one row's top-k is split */
+
+/* ---- memory ---- */
 
 static rd_status cpu_alloc(struct rd_backend *be, size_t bytes, void **p)
 {
     (void)be;
-    *p = calloc(1, bytes ? bytes : 1);
-    if (!*p) {
+    const size_t n = bytes ? bytes : 1;
+    char *raw = n <= SIZE_MAX - ALIGN - sizeof(void *) ? calloc(1, n + ALIGN + sizeof(void *)) : NULL;
+    if (!raw) {
+        *p = NULL;
         RD_LOG_ERROR("cpu backend: cannot allocate %zu bytes", bytes);
         return RD_ERR_OOM;
     }
+    uintptr_t a = ((uintptr_t)raw + sizeof(void *) + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
+    ((void **)a)[-1] = raw;
+    if (n >= HUGE_MIN) {
+        const uintptr_t pg = 4096, lo = (a + pg - 1) & ~(pg - 1), hi = (a + n) & ~(pg - 1);
+        if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint; may be off */
+    }
+    *p = (void *)a;
     return RD_OK;
 }
 
 static void cpu_free(struct rd_backend *be, void *p)
 {
     (void)be;
-    free(p);
+    if (p) free(((void **)p)[-1]);
 }
 
 static rd_status cpu_copy(struct rd_backend *be, void *dst, const void *src, size_t bytes)
 {
-    (void)be;
-    if (bytes) memmove(dst, src, bytes);
+    const int nt = ((struct cpu_impl *)be->impl)->threads;
+    const char *s = src;
+    char *d = dst;
+    if (nt > 1 && bytes >= COPY_PAR_MIN && (d + bytes <= s || s + bytes <= d)) {
+        const size_t chunk = (bytes / (size_t)nt + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+#pragma omp parallel for num_threads(nt)
+        for (int i = 0; i < nt; i++) {
+            const size_t off = (size_t)i * chunk;
+            if (off < bytes) memcpy(d + off, s + off, bytes - off < chunk ? bytes - off : chunk);
+        }
+    } else if (bytes) {
+        memmove(dst, src, bytes);
+    }
     return RD_OK;
 }
 
@@ -66,13 +107,22 @@ static void *cpu_stream(struct rd_backend *be)
     return NULL;
 }
 
+/* ---- elementwise ---- */
+
+static int team(const struct rd_backend *be, size_t elems, int rows)
+{
+    const int nt = ((const struct cpu_impl *)be->impl)->threads;
+    return nt > 1 && rows > 1 && elems >= PAR_MIN ? nt : 1;
+}
+
 static rd_status cpu_embed(struct rd_backend *be, void *out_d, const void *table_d,
                            const int32_t *ids, int T, int D)
 {
-    (void)be;
     float *out = out_d;
     const float *table = table_d;
-    for (int t = 0; t < T; t++) memcpy(out + (size_t)t * D, table + (size_t)ids[t] * D, D * sizeof(float));
+#pragma omp parallel for num_threads(team(be, (size_t)T * D, T))
+    for (int t = 0; t < T; t++)
+        memcpy(out + (size_t)t * D, table + (size_t)ids[t] * D, D * sizeof(float));
     return RD_OK;
 }
 
@@ -87,7 +137,7 @@ static void rmsnorm_row(float *out, const float *x, const float *w, int D, float
 static rd_status cpu_rmsnorm(struct rd_backend *be, void *out_d, const void *x_d, const void *w_d,
                              int T, int D, float eps)
 {
-    (void)be;
+#pragma omp parallel for num_threads(team(be, (size_t)T * D, T))
     for (int t = 0; t < T; t++)
         rmsnorm_row((float *)out_d + (size_t)t * D, (const float *)x_d + (size_t)t * D, w_d, D, eps);
     return RD_OK;
@@ -96,38 +146,21 @@ static rd_status cpu_rmsnorm(struct rd_backend *be, void *out_d, const void *x_d
 static rd_status cpu_add_rmsnorm(struct rd_backend *be, void *out_d, void *resid_d,
                                  const void *delta_d, const void *w_d, int T, int D, float eps)
 {
-    (void)be;
-    float *r = resid_d;
-    const float *d = delta_d;
-    for (size_t i = 0; i < (size_t)T * D; i++) r[i] += d[i];
-    for (int t = 0; t < T; t++)
-        rmsnorm_row((float *)out_d + (size_t)t * D, r + (size_t)t * D, w_d, D, eps);
-    return RD_OK;
-}
-
-static rd_status cpu_matmul(struct rd_backend *be, void *y_d, const void *x_d, const void *w_d,
-                            int T, int N, int K)
-{
-    (void)be;
-    float *y = y_d;
-    const float *x = x_d, *w = w_d;
+#pragma omp parallel for num_threads(team(be, (size_t)T * D, T))
     for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * K;
-        for (int n = 0; n < N; n++) {
-            const float *wr = w + (size_t)n * K;
-            float acc = 0.0f;
-            for (int k = 0; k < K; k++) acc += xr[k] * wr[k];
-            y[(size_t)t * N + n] = acc;
-        }
+        float *r = (float *)resid_d + (size_t)t * D;
+        const float *d = (const float *)delta_d + (size_t)t * D;
+        for (int i = 0; i < D; i++) r[i] += d[i];
+        rmsnorm_row((float *)out_d + (size_t)t * D, r, w_d, D, eps);
     }
     return RD_OK;
 }
 
 static rd_status cpu_swiglu(struct rd_backend *be, void *out_d, const void *gu_d, int T, int F)
 {
-    (void)be;
     float *out = out_d;
     const float *gu = gu_d;
+#pragma omp parallel for num_threads(team(be, (size_t)T * F, T))
     for (int t = 0; t < T; t++) {
         const float *g = gu + (size_t)t * 2 * F, *u = g + F;
         for (int f = 0; f < F; f++) out[(size_t)t * F + f] = g[f] / (1.0f + expf(-g[f])) * u[f];
@@ -135,84 +168,24 @@ static rd_status cpu_swiglu(struct rd_backend *be, void *out_d, const void *gu_d
     return RD_OK;
 }
 
-/* address of logical cache entry j of sequence seq, kv head kh */
-static float *cache_at(float *cache, const struct rd_attn_params *p, int seq, int j, int kh)
-{
-    int block = p->block_table_d[(size_t)seq * p->max_blocks + j / p->block_size];
-    size_t row = (size_t)block * p->block_size + (size_t)(j % p->block_size);
-    return cache + (row * p->Hkv + kh) * p->Dh;
-}
+/* ---- GEMM ---- */
 
-static rd_status cpu_rope_attention(struct rd_backend *be, const struct rd_attn_params *p)
+static rd_status cpu_matmul(struct rd_backend *be, void *y_d, const void *x_d, const void *w_d,
+                            int T, int N, int K)
 {
-    struct cpu_impl *impl = be->impl;
-    const int H = p->H, Hkv = p->Hkv, Dh = p->Dh, W = (H + 2 * Hkv) * Dh;
-    const int n_pairs = p->rotary_dim / 2;
-    size_t need = (size_t)2 * Dh + (size_t)p->max_ctx;
-    if (impl->scratch_n < need) {
-        float *s = realloc(impl->scratch, need * sizeof(float));
-        if (!s) return RD_ERR_OOM;
-        impl->scratch = s;
-        impl->scratch_n = need;
-    }
-    float *qrot = impl->scratch, *krot = impl->scratch + Dh, *scores = impl->scratch + 2 * Dh;
-    const int S = p->sink_tokens, R = p->window - p->sink_tokens;
-    const float *qkv = p->qkv_d;
-
-    /* 1. rotate k and store k, v of every new token (the cache is then complete for all) */
-    for (int t = 0; t < p->T; t++) {
-        const float *row = qkv + (size_t)t * W;
-        for (int kh = 0; kh < Hkv; kh++) {
-            float *kc = cache_at(p->k_cache_d, p, p->seq_d[t], p->slot_d[t], kh);
-            float *vc = cache_at(p->v_cache_d, p, p->seq_d[t], p->slot_d[t], kh);
-            memcpy(kc, row + (size_t)(H + kh) * Dh, Dh * sizeof(float));
-            memcpy(vc, row + (size_t)(H + Hkv + kh) * Dh, Dh * sizeof(float));
-            if (p->window == 0) /* with sinks keys stay unrotated until read */
-                rd_rope_rotate_ref(kc, Dh, p->style, p->pos_d[t], p->inv_freq_d, n_pairs,
-                                   p->attention_factor);
-        }
-    }
-    /* 2. attend */
-    const int group = H / Hkv;
-    for (int t = 0; t < p->T; t++) {
-        const float *row = qkv + (size_t)t * W;
-        const int n_ctx = p->n_ctx_d[t], seq = p->seq_d[t];
-        for (int h = 0; h < H; h++) {
-            const int kh = h / group;
-            memcpy(qrot, row + (size_t)h * Dh, Dh * sizeof(float));
-            rd_rope_rotate_ref(qrot, Dh, p->style, p->pos_d[t], p->inv_freq_d, n_pairs,
-                               p->attention_factor);
-            float mx = -INFINITY;
-            for (int j = 0; j < n_ctx; j++) {
-                const float *k = cache_at(p->k_cache_d, p, seq, j, kh);
-                if (p->window > 0) {
-                    int kpos = j < S ? j : p->pos_d[t] - ((p->slot_d[t] - j + R) % R);
-                    memcpy(krot, k, Dh * sizeof(float));
-                    rd_rope_rotate_ref(krot, Dh, p->style, kpos, p->inv_freq_d, n_pairs,
-                                       p->attention_factor);
-                    k = krot;
-                }
-                float s = 0.0f;
-                for (int d = 0; d < Dh; d++) s += qrot[d] * k[d];
-                scores[j] = s * p->scale;
-                if (scores[j] > mx) mx = scores[j];
-            }
-            double sum = 0;
-            for (int j = 0; j < n_ctx; j++) {
-                scores[j] = expf(scores[j] - mx);
-                sum += scores[j];
-            }
-            float *out = (float *)p->out_d + (size_t)t * H * Dh + (size_t)h * Dh;
-            memset(out, 0, Dh * sizeof(float));
-            for (int j = 0; j < n_ctx; j++) {
-                const float *v = cache_at(p->v_cache_d, p, seq, j, kh);
-                float a = (float)(scores[j] / sum);
-                for (int d = 0; d < Dh; d++) out[d] += a * v[d];
-            }
-        }
-    }
+    const struct cpu_impl *impl = be->impl;
+    if (T < 1 || N < 1) return RD_OK;
+    if (K < 1) return cpu_zero(be, y_d, (size_t)T * N * sizeof(float));
+    rd_cpu_blas_threads(impl);
+    if (T == 1) /* y = W x: W [N, K] row-major */
+        impl->blas->sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, w_d, K, x_d, 1, 0.0f, y_d, 1);
+    else
+        impl->blas->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, x_d, K, w_d, K,
+                          0.0f, y_d, N);
     return RD_OK;
 }
+
+/* ---- top-k ---- */
 
 /* true when (v, i) comes before (w, j): larger value first, then the smaller id */
 static int topk_before(float v, int i, float w, int j)
@@ -220,46 +193,86 @@ static int topk_before(float v, int i, float w, int j)
     return v > w || (v == w && i < j);
 }
 
-/* Partial selection per row: a sorted list of the k best so far, each column either rejected
- * against the current k-th or inserted in place (O(V k) worst case, O(V) typical). */
+/* Offers (v, i) to the sorted list val/id of *n <= k entries (best first). */
+static void topk_offer(float *val, int32_t *id, int *n, int k, float v, int i)
+{
+    if (*n == k && !topk_before(v, i, val[k - 1], id[k - 1])) return;
+    int at = *n < k ? (*n)++ : k - 1;
+    while (at > 0 && topk_before(v, i, val[at - 1], id[at - 1])) {
+        val[at] = val[at - 1];
+        id[at] = id[at - 1];
+        at--;
+    }
+    val[at] = v;
+    id[at] = i;
+}
+
+/* The k best of columns [c0, c1) of x (partial selection: a column is either rejected against
+ * the current k-th or inserted in place; O(V k) worst case, O(V) typical). */
+static int topk_range(const float *x, int c0, int c1, int k, float *val, int32_t *id)
+{
+    int n = 0;
+    for (int i = c0; i < c1; i++) topk_offer(val, id, &n, k, isnan(x[i]) ? -INFINITY : x[i], i);
+    return n;
+}
+
+static void topk_finish(float *val, int32_t *id, int n, int k, int vocab_offset)
+{
+    for (int r = 0; r < k; r++) {
+        if (r < n) {
+            id[r] += vocab_offset;
+        } else {
+            val[r] = -INFINITY;
+            id[r] = -1;
+        }
+    }
+}
+
+/* Rows over the team; a single long row is cut into one slice per thread whose lists are then
+ * merged: the order (value, then id) is total, so the result is the serial one. */
 static rd_status cpu_topk(struct rd_backend *be, float *vals_h, int32_t *ids_h,
                           const void *logits_d, int T, int V, int k, int vocab_offset)
 {
-    (void)be;
+    struct cpu_impl *impl = be->impl;
     if (T < 0 || V < 0 || k < 1) return RD_ERR_INVALID_ARG;
+    const float *x = logits_d;
+    const int nt = impl->threads;
+    if (T == 1 && nt > 1 && V >= TOPK_SPLIT_MIN) {
+        RD_TRY(rd_cpu_grow((void **)&impl->topk_vals, &impl->topk_n, (size_t)nt * k, sizeof(float)));
+        RD_TRY(rd_cpu_grow((void **)&impl->topk_ids, &impl->topk_ids_n, (size_t)nt * k,
+                           sizeof(int32_t)));
+        int counts[256];
+        const int parts = nt < 256 ? nt : 256;
+#pragma omp parallel for num_threads(parts)
+        for (int s = 0; s < parts; s++)
+            counts[s] = topk_range(x, (int)((int64_t)V * s / parts), (int)((int64_t)V * (s + 1) / parts),
+                                   k, impl->topk_vals + (size_t)s * k, impl->topk_ids + (size_t)s * k);
+        int n = 0;
+        for (int s = 0; s < parts; s++)
+            for (int r = 0; r < counts[s]; r++)
+                topk_offer(vals_h, ids_h, &n, k, impl->topk_vals[(size_t)s * k + r],
+                           impl->topk_ids[(size_t)s * k + r]);
+        topk_finish(vals_h, ids_h, n, k, vocab_offset);
+        return RD_OK;
+    }
+#pragma omp parallel for num_threads(team(be, (size_t)T * V, T))
     for (int t = 0; t < T; t++) {
-        const float *x = (const float *)logits_d + (size_t)t * V;
         float *val = vals_h + (size_t)t * k;
         int32_t *id = ids_h + (size_t)t * k;
-        int n = 0; /* entries held, sorted best first; local column ids until the end */
-        for (int i = 0; i < V; i++) {
-            const float v = isnan(x[i]) ? -INFINITY : x[i];
-            if (n == k && !topk_before(v, i, val[k - 1], id[k - 1])) continue;
-            int at = n < k ? n++ : k - 1;
-            while (at > 0 && topk_before(v, i, val[at - 1], id[at - 1])) {
-                val[at] = val[at - 1];
-                id[at] = id[at - 1];
-                at--;
-            }
-            val[at] = v;
-            id[at] = i;
-        }
-        for (int r = 0; r < k; r++) {
-            if (r < n) {
-                id[r] += vocab_offset;
-            } else {
-                val[r] = -INFINITY;
-                id[r] = -1;
-            }
-        }
+        topk_finish(val, id, topk_range(x + (size_t)t * V, 0, V, k, val, id), k, vocab_offset);
     }
     return RD_OK;
 }
 
+/* ---- the backend ---- */
+
 static void cpu_destroy(struct rd_backend *be)
 {
     struct cpu_impl *impl = be->impl;
-    if (impl) free(impl->scratch);
+    if (impl) {
+        free(impl->scratch), free(impl->cs), free(impl->cs_pos), free(impl->tiles);
+        free(impl->topk_vals), free(impl->topk_ids);
+    }
     free(impl);
     free(be);
 }
@@ -281,10 +294,51 @@ static const struct rd_ops k_cpu_ops = {
     .add_rmsnorm = cpu_add_rmsnorm,
     .matmul = cpu_matmul,
     .swiglu = cpu_swiglu,
-    .rope_attention = cpu_rope_attention,
+    .rope_attention = rd_cpu_rope_attention,
     .copy = cpu_copy,
     .topk = cpu_topk,
 };
+
+int rd_backend_cpu_allowed_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return CPU_COUNT(&set);
+}
+
+int rd_backend_cpu_default_threads(int ranks_on_node, char *why, int why_len)
+{
+    char tmp[8];
+    if (!why || why_len <= 0) why = tmp, why_len = sizeof tmp;
+    const char *env = getenv("OMP_NUM_THREADS");
+    if (env && *env) { /* "4" or a nested list "4,2": the first level is ours */
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (v > 0 && v <= 4096 && (*end == 0 || *end == ',')) {
+            snprintf(why, (size_t)why_len, "OMP_NUM_THREADS=%s", env);
+            return (int)v;
+        }
+    }
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const int ranks = ranks_on_node > 0 ? ranks_on_node : 1, allowed = rd_backend_cpu_allowed_cpus();
+    int n = (int)(cores > 0 ? cores : 1) / ranks;
+    if (n < 1) n = 1;
+    if (n > allowed) {
+        snprintf(why, (size_t)why_len, "%ld core(s) / %d rank(s) on the node, but this rank may "
+                 "run on only %d CPU(s)", cores, ranks, allowed);
+        return allowed > 0 ? allowed : 1;
+    }
+    snprintf(why, (size_t)why_len, "%ld core(s) / %d rank(s) on the node", cores, ranks);
+    return n;
+}
+
+void rd_backend_cpu_describe(const struct rd_backend *be, char *buf, int len)
+{
+    char blas[256];
+    rd_cpu_blas_describe(blas, sizeof blas);
+    snprintf(buf, (size_t)len, "%d thread(s), BLAS %s",
+             be && be->impl ? ((const struct cpu_impl *)be->impl)->threads : 0, blas);
+}
 
 rd_status rd_backend_cpu_create(const struct rd_backend_opts *opts, struct rd_backend **out)
 {
@@ -294,6 +348,8 @@ rd_status rd_backend_cpu_create(const struct rd_backend_opts *opts, struct rd_ba
                      rd_dtype_name(opts->dtype));
         return RD_ERR_UNSUPPORTED;
     }
+    const struct rd_cpu_blas *blas = rd_cpu_blas_get();
+    if (!blas) return RD_ERR_UNSUPPORTED; /* the loader said why */
     struct rd_backend *be = calloc(1, sizeof *be);
     struct cpu_impl *impl = calloc(1, sizeof *impl);
     if (!be || !impl) {
@@ -301,6 +357,10 @@ rd_status rd_backend_cpu_create(const struct rd_backend_opts *opts, struct rd_ba
         free(impl);
         return RD_ERR_OOM;
     }
+    impl->blas = blas;
+    impl->threads = opts && opts->threads > 0 ? opts->threads
+                                              : rd_backend_cpu_default_threads(1, NULL, 0);
+    rd_cpu_blas_threads(impl);
     be->ops = &k_cpu_ops;
     be->dtype = RD_DTYPE_F32;
     be->device = -1;

@@ -506,7 +506,7 @@ int main(void)
         printf("SKIP: no CUDA device\n");
         return RD_TEST_SKIP;
     }
-    struct rd_backend_opts co = {RD_DTYPE_F32, -1};
+    struct rd_backend_opts co = {.dtype = RD_DTYPE_F32, .device = -1};
     struct pair P;
     CHECK(rd_backend_cpu_create(&co, &P.cpu) == RD_OK);
     const enum rd_dtype dts[] = {RD_DTYPE_F32, RD_DTYPE_BF16, RD_DTYPE_F16};
@@ -514,7 +514,7 @@ int main(void)
         P.dt = dts[di];
         P.tol = P.dt == RD_DTYPE_F32 ? 1e-5 : 2e-2;
         if (g_quick && P.dt == RD_DTYPE_F16) continue;
-        struct rd_backend_opts go = {P.dt, 0};
+        struct rd_backend_opts go = {.dtype = P.dt, .device = 0};
         rd_status st = rd_backend_cuda_create(&go, &P.gpu);
         CHECK_MSG(st == RD_OK, "rd_backend_cuda_create(%s): %s", rd_dtype_name(P.dt),
                   rd_status_str(st));

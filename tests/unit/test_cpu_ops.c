@@ -1,17 +1,19 @@
-/* Unit test of the cpu backend's ops (kernels/cpu/ops_cpu.c) against naive double-precision
- * references written here.
+/* Unit test of the cpu backend's ops (kernels/cpu) against plain loops and naive
+ * double-precision references written here, on a team of 1 and of 2 threads.
  *
- * rmsnorm, add_rmsnorm (the residual is updated in place), matmul, swiglu, embed, and the fused
- * rope_attention. The attention reference keeps, per sequence, the raw k/v and rope position of
- * every cache entry, rotates with its own neox / gptj rotation (written from the formula in
- * kernels/rope_table.h, not with rd_rope_rotate_ref) and computes causal softmax attention in
- * double. Cases: MHA, GQA, MQA, partial rotary, both styles, head_dim not a power of two, an
- * attention factor, several sequences of different lengths in one flat batch over a shuffled
- * block table with block size 4, rope positions that differ from cache slots, chunked prefill
- * (later calls attend to entries written by earlier ones), decode steps with T = 1, and a batch
- * whose tokens are in shuffled order. Besides the output, the KV cache itself is checked: the
- * rotated k and the v at each token's block / row, and untouched (NaN) everywhere else.
- * Tolerance: 1e-5 relative. */
+ * rmsnorm, add_rmsnorm (the residual is updated in place), matmul (BLAS: GEMV for one row,
+ * GEMM for more; held to the plain fp32 loop the backend used to be as well as to double),
+ * swiglu, embed, copy, and the fused rope_attention. Shapes come in small and in sizes that
+ * reach the threaded paths. The attention reference keeps, per sequence, the raw k/v and rope
+ * position of every cache entry, rotates with its own neox / gptj rotation (written from the
+ * formula in kernels/rope_table.h, not with rd_rope_rotate_ref) and computes causal softmax
+ * attention in double. Cases: MHA, GQA, MQA, partial rotary, both styles, head_dim not a power
+ * of two, an attention factor, several sequences of different lengths in one flat batch over a
+ * shuffled block table with block size 4, rope positions that differ from cache slots, chunked
+ * prefill (later calls attend to entries written by earlier ones), decode steps with T = 1, a
+ * batch whose tokens are in shuffled order, and prompts long enough to span several query and
+ * key tiles. Besides the output, the KV cache itself is checked: the rotated k and the v at
+ * each token's block / row, and untouched (NaN) everywhere else. Tolerance: 1e-5 relative. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,7 +121,7 @@ static void ref_rmsnorm(double *out, const float *x, const float *w, int T, int 
 
 static void test_rmsnorm(void)
 {
-    static const int shapes[][2] = {{1, 1}, {1, 64}, {5, 37}, {3, 128}, {7, 1000}};
+    static const int shapes[][2] = {{1, 1}, {1, 64}, {5, 37}, {3, 128}, {7, 1000}, {64, 768}};
     for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
         const int T = shapes[c][0], D = shapes[c][1];
         const float eps = c % 3 ? 1e-5f : 1e-6f;
@@ -176,8 +178,9 @@ static void test_rmsnorm(void)
 
 static void test_matmul(void)
 {
-    static const int shapes[][3] = {{1, 1, 1}, {1, 17, 33}, {3, 17, 33}, {4, 64, 128},
-                                    {7, 5, 1},  {2, 1, 300}, {9, 96, 176}};
+    static const int shapes[][3] = {{1, 1, 1},    {1, 17, 33},    {3, 17, 33},   {4, 64, 128},
+                                    {7, 5, 1},    {2, 1, 300},    {9, 96, 176},  {1, 2304, 768},
+                                    {1, 1000, 300}, {37, 300, 200}, {130, 96, 64}, {64, 512, 1024}};
     for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
         const int T = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
         float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * N * K),
@@ -189,17 +192,28 @@ static void test_matmul(void)
              *y_d = dev_from(NULL, sizeof(float) * T * N);
         CHECK(g_be->ops->matmul(g_be, y_d, x_d, w_d, T, N, K) == RD_OK);
         g_be->ops->download_f32(g_be, y, y_d, (size_t)T * N);
+        /* the double reference, and the plain fp32 loop (in order over K) */
+        double *plain = malloc(sizeof(double) * T * N);
         for (int t = 0; t < T; t++)
             for (int n = 0; n < N; n++) {
                 double acc = 0;
-                for (int k = 0; k < K; k++) acc += (double)x[t * K + k] * w[n * K + k];
-                ref[t * N + n] = acc;
+                float acc32 = 0.0f;
+                for (int k = 0; k < K; k++) {
+                    acc += (double)x[(size_t)t * K + k] * w[(size_t)n * K + k];
+                    acc32 += x[(size_t)t * K + k] * w[(size_t)n * K + k];
+                }
+                ref[(size_t)t * N + n] = acc;
+                plain[(size_t)t * N + n] = acc32;
             }
         /* per row, relative to the row's largest output (fp32 accumulation over K) */
         for (int t = 0; t < T; t++) {
-            double e = rel_err(y + t * N, ref + t * N, N);
-            CHECK_MSG(e <= TOL, "matmul T=%d N=%d K=%d row %d: rel err %.3g", T, N, K, t, e);
+            double e = rel_err(y + (size_t)t * N, ref + (size_t)t * N, N);
+            double ep = rel_err(y + (size_t)t * N, plain + (size_t)t * N, N);
+            CHECK_MSG(e <= TOL && ep <= TOL, "matmul T=%d N=%d K=%d row %d: rel err %.3g (%.3g "
+                      "from the plain loop)", T, N, K, t, e, ep);
+            if (e > TOL || ep > TOL) break;
         }
+        free(plain);
         g_be->ops->free(g_be, x_d), g_be->ops->free(g_be, w_d), g_be->ops->free(g_be, y_d);
         free(x), free(w), free(y), free(ref);
     }
@@ -207,7 +221,7 @@ static void test_matmul(void)
 
 static void test_swiglu(void)
 {
-    static const int shapes[][2] = {{1, 1}, {4, 13}, {3, 176}, {2, 1024}};
+    static const int shapes[][2] = {{1, 1}, {4, 13}, {3, 176}, {2, 1024}, {33, 1024}};
     for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
         const int T = shapes[c][0], F = shapes[c][1];
         float *gu = malloc(sizeof(float) * T * 2 * F), *out = malloc(sizeof(float) * T * F);
@@ -249,6 +263,41 @@ static void test_embed(void)
     g_be->ops->download_f32(g_be, out, o_d, D);
     CHECK(!memcmp(out, table + 10 * D, sizeof(float) * D));
     g_be->ops->free(g_be, t_d), g_be->ops->free(g_be, i_d), g_be->ops->free(g_be, o_d);
+
+    /* enough rows for the team */
+    enum { BV = 100, BD = 768, BT = 64 };
+    float *btab = malloc(sizeof(float) * BV * BD), *bout = malloc(sizeof(float) * BT * BD);
+    int32_t bids[BT];
+    fill(btab, (size_t)BV * BD, -1, 1);
+    for (int t = 0; t < BT; t++) bids[t] = (int32_t)(rnd_u32() % BV);
+    t_d = dev_from(btab, sizeof(float) * BV * BD), i_d = dev_from(bids, sizeof bids);
+    o_d = dev_from(NULL, sizeof(float) * BT * BD);
+    CHECK(g_be->ops->embed(g_be, o_d, t_d, i_d, BT, BD) == RD_OK);
+    g_be->ops->download_f32(g_be, bout, o_d, (size_t)BT * BD);
+    int bad = 0;
+    for (int t = 0; t < BT; t++) bad += memcmp(bout + (size_t)t * BD, btab + (size_t)bids[t] * BD,
+                                               sizeof(float) * BD) != 0;
+    CHECK_MSG(bad == 0, "embed T=%d D=%d: %d rows differ", BT, BD, bad);
+    g_be->ops->free(g_be, t_d), g_be->ops->free(g_be, i_d), g_be->ops->free(g_be, o_d);
+    free(btab), free(bout);
+}
+
+/* a copy large enough to be split over the team, at an odd size */
+static void test_big_copy(void)
+{
+    const size_t n = ((size_t)9 << 20) / sizeof(float) + 13;
+    float *src = malloc(n * sizeof(float)), *dst = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) src[i] = (float)i;
+    void *a = dev_from(src, n * sizeof(float)), *b = dev_from(NULL, n * sizeof(float));
+    CHECK(g_be->ops->copy(g_be, b, a, n * sizeof(float)) == RD_OK);
+    CHECK(g_be->ops->download_f32(g_be, dst, b, n) == RD_OK);
+    CHECK_MSG(!memcmp(src, dst, n * sizeof(float)), "copy of %zu floats differs", n);
+    /* overlapping (memmove semantics): shift by one element */
+    CHECK(g_be->ops->copy(g_be, (float *)b + 1, b, (n - 1) * sizeof(float)) == RD_OK);
+    CHECK(g_be->ops->download_f32(g_be, dst, b, n) == RD_OK);
+    CHECK(dst[0] == 0.0f && dst[1] == 0.0f && dst[n - 1] == (float)(n - 2));
+    g_be->ops->free(g_be, a), g_be->ops->free(g_be, b);
+    free(src), free(dst);
 }
 
 /* ---- rope attention ---- */
@@ -328,6 +377,11 @@ static const struct attn_case k_cases[] = {
      {{{0, 3}, {1, 4}}, {{1, 1}}, {{0, 1}}, {{1, 1}}, {{0, 1}}, {{0, 1}}}},
     {"shuffled token order", 4, 2, 16, 16, RD_ROPE_NEOX, 1.0f, 10000, 3, {0, 5, 0}, 1,
      {{{0, 7}, {1, 5}, {2, 3}}, {{2, 6}, {0, 2}}, {{0, 1}, {1, 1}, {2, 1}}}},
+    /* past one query tile (64 rows) and one key tile (256 keys) */
+    {"long prefill GQA 8/2 head_dim 64, then decode", 8, 2, 64, 64, RD_ROPE_NEOX, 1.0f, 10000,
+     1, {0}, 0, {{{0, 300}}, {{0, 1}}, {{0, 1}}}},
+    {"long chunks of 2 sequences, MHA gptj", 4, 4, 32, 32, RD_ROPE_GPTJ, 1.0f, 10000, 2, {0, 5},
+     0, {{{0, 140}, {1, 70}}, {{1, 200}, {0, 1}}, {{0, 1}, {1, 1}}}},
 };
 
 #define BLOCK 4
@@ -505,18 +559,24 @@ static void test_ref_rotation(void)
 
 int main(void)
 {
-    struct rd_backend_opts opts = {.dtype = RD_DTYPE_F32, .device = 0};
-    if (rd_backend_cpu_create(&opts, &g_be) != RD_OK || !g_be) {
-        fprintf(stderr, "cannot create the cpu backend\n");
-        return 1;
+    static const int k_threads[] = {1, 2};
+    for (size_t ti = 0; ti < sizeof k_threads / sizeof *k_threads; ti++) {
+        struct rd_backend_opts opts = {.dtype = RD_DTYPE_F32, .device = 0,
+                                       .threads = k_threads[ti]};
+        if (rd_backend_cpu_create(&opts, &g_be) != RD_OK || !g_be) {
+            fprintf(stderr, "cannot create the cpu backend\n");
+            return 1;
+        }
+        printf("-- %d thread(s)\n", k_threads[ti]);
+        test_backend();
+        test_rmsnorm();
+        test_matmul();
+        test_swiglu();
+        test_embed();
+        test_big_copy();
+        test_ref_rotation();
+        for (size_t i = 0; i < sizeof k_cases / sizeof *k_cases; i++) run_attn_case(&k_cases[i]);
+        rd_backend_free(g_be);
     }
-    test_backend();
-    test_rmsnorm();
-    test_matmul();
-    test_swiglu();
-    test_embed();
-    test_ref_rotation();
-    for (size_t i = 0; i < sizeof k_cases / sizeof *k_cases; i++) run_attn_case(&k_cases[i]);
-    rd_backend_free(g_be);
     return rd_test_finish("test_cpu_ops");
 }

@@ -88,25 +88,34 @@ static void check_case(struct rd_backend *be, int T, int V, int k, int offset, e
 
 int main(void)
 {
-    struct rd_backend_opts o = {RD_DTYPE_F32, -1};
-    struct rd_backend *be = NULL;
-    CHECK(rd_backend_cpu_create(&o, &be) == RD_OK);
-    if (!be) return rd_test_finish("topk");
-    const enum fill_kind kinds[] = {RANDOM, FEW_VALUES, ALL_EQUAL, ASCENDING, DESCENDING, SPECIALS};
-    for (size_t ki = 0; ki < sizeof kinds / sizeof *kinds; ki++) {
-        check_case(be, 3, 1000, 1, 0, kinds[ki]);
-        check_case(be, 2, 1000, 8, 0, kinds[ki]);
-        check_case(be, 4, 517, 64, 1234, kinds[ki]);
-        check_case(be, 1, 32000, 50, 96000, kinds[ki]);
-        check_case(be, 2, 40, 40, 7, kinds[ki]); /* k == V: the whole row sorted */
-        check_case(be, 2, 5, 8, 3, kinds[ki]);   /* V < k: padded with (-inf, -1) */
+    /* one thread, and teams that split a long row's vocabulary and merge the slices */
+    static const int k_threads[] = {1, 2, 3};
+    for (size_t ti = 0; ti < sizeof k_threads / sizeof *k_threads; ti++) {
+        struct rd_backend_opts o = {.dtype = RD_DTYPE_F32, .device = -1,
+                                    .threads = k_threads[ti]};
+        struct rd_backend *be = NULL;
+        CHECK(rd_backend_cpu_create(&o, &be) == RD_OK);
+        if (!be) return rd_test_finish("topk");
+        const enum fill_kind kinds[] = {RANDOM, FEW_VALUES, ALL_EQUAL, ASCENDING, DESCENDING,
+                                        SPECIALS};
+        for (size_t ki = 0; ki < sizeof kinds / sizeof *kinds; ki++) {
+            check_case(be, 3, 1000, 1, 0, kinds[ki]);
+            check_case(be, 2, 1000, 8, 0, kinds[ki]);
+            check_case(be, 4, 517, 64, 1234, kinds[ki]);
+            check_case(be, 1, 32000, 50, 96000, kinds[ki]);
+            check_case(be, 1, 9001, 1, 5, kinds[ki]);
+            check_case(be, 1, 8192, 3000, 0, kinds[ki]); /* k larger than a slice */
+            check_case(be, 40, 2000, 5, 0, kinds[ki]);
+            check_case(be, 2, 40, 40, 7, kinds[ki]); /* k == V: the whole row sorted */
+            check_case(be, 2, 5, 8, 3, kinds[ki]);   /* V < k: padded with (-inf, -1) */
+        }
+        check_case(be, 0, 100, 4, 0, RANDOM); /* no rows: nothing written */
+        /* bad arguments */
+        float v;
+        int32_t id;
+        float one = 1.0f;
+        CHECK(be->ops->topk(be, &v, &id, &one, 1, 1, 0, 0) == RD_ERR_INVALID_ARG);
+        rd_backend_free(be);
     }
-    check_case(be, 0, 100, 4, 0, RANDOM); /* no rows: nothing written */
-    /* bad arguments */
-    float v;
-    int32_t id;
-    float one = 1.0f;
-    CHECK(be->ops->topk(be, &v, &id, &one, 1, 1, 0, 0) == RD_ERR_INVALID_ARG);
-    rd_backend_free(be);
     return rd_test_finish("topk");
 }

@@ -1,0 +1,67 @@
+/* Internals shared by the cpu backend's files (kernels/cpu): the backend's private state, the
+ * BLAS entry points it calls, and the thread helpers.
+ *
+ * BLAS is OpenBLAS, built for OpenMP (Debian's libopenblas0-openmp), loaded by blas_cpu.c with
+ * dlopen the first time a cpu backend is created, so that OPENBLAS_CORETYPE can be set from
+ * the CPU's features before the library's start-up code reads it (see blas_cpu.c). OpenBLAS and
+ * our own parallel loops share libgomp's one thread pool: a BLAS call made on the main thread
+ * uses omp_get_max_threads() threads, and one made inside our parallel regions runs on the
+ * calling thread alone, so the two never oversubscribe the rank's cores. */
+#ifndef RD_CPU_IMPL_H
+#define RD_CPU_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cblas.h>
+
+#include "kernels/ops.h"
+
+/* The BLAS routines the backend calls, resolved from the loaded library. */
+struct rd_cpu_blas {
+    void (*sgemm)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint M,
+                  blasint N, blasint K, float alpha, const float *A, blasint lda, const float *B,
+                  blasint ldb, float beta, float *C, blasint ldc);
+    void (*sgemv)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, blasint M, blasint N, float alpha,
+                  const float *A, blasint lda, const float *x, blasint incx, float beta, float *y,
+                  blasint incy);
+    char *(*get_corename)(void);
+    char *(*get_config)(void);
+    int (*get_parallel)(void); /* 0 sequential, 1 pthreads, 2 OpenMP */
+};
+
+/* Loads the BLAS once per process (thread-safe). NULL after a message naming the library when
+ * it cannot be loaded. */
+const struct rd_cpu_blas *rd_cpu_blas_get(void);
+/* "OpenBLAS 0.3.21 ... (OpenMP), kernels SkylakeX (OPENBLAS_CORETYPE set from the CPU)" */
+void rd_cpu_blas_describe(char *buf, size_t len);
+
+struct cpu_impl {
+    const struct rd_cpu_blas *blas;
+    int threads;         /* compute threads of this backend (OpenMP team size, BLAS threads) */
+    float *scratch;      /* per-thread attention scratch: threads x scratch_per floats */
+    size_t scratch_per, scratch_cap;
+    float *cs;           /* rope cos/sin of this call's tokens: [T, n_pairs, 2] */
+    size_t cs_n;
+    float *cs_pos;       /* attention sinks: cos/sin of cache positions [0, cs_pos_len) */
+    size_t cs_pos_cap;
+    int cs_pos_len, cs_pos_pairs;
+    float cs_pos_af;
+    float cs_pos_freq[RD_MAX_ROPE_PAIRS]; /* the inverse frequencies cs_pos was built with */
+    int32_t *tiles;      /* attention: [n_tiles, 2] first token and count of each query tile */
+    size_t tiles_n;
+    float *topk_vals;    /* per-thread candidates of top-k over a split vocabulary */
+    int32_t *topk_ids;
+    size_t topk_n, topk_ids_n;
+};
+
+/* Makes the next BLAS call on this thread use the backend's thread count. */
+void rd_cpu_blas_threads(const struct cpu_impl *impl);
+
+/* Grows *buf to at least n elements of size elem (never shrinks). */
+rd_status rd_cpu_grow(void **buf, size_t *cap, size_t n, size_t elem);
+
+/* the fused RoPE attention op (attn_cpu.c) */
+rd_status rd_cpu_rope_attention(struct rd_backend *be, const struct rd_attn_params *p);
+
+#endif
