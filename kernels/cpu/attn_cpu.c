@@ -62,6 +62,39 @@ static float *cache_at(float *cache, const struct rd_attn_params *p, int seq, in
     return cache + (row * p->Hkv + kh) * p->Dh;
 }
 
+/* s[0, n) *= scale; returns the largest of them and mx. The scaling vectorizes; the maximum
+ * (a reduction the compiler leaves alone under IEEE rules) runs as sixteen independent
+ * chains, and the sums below as sixteen vector lanes. */
+RD_CPU_CLONES static float scale_max(float *s, int n, float scale, float mx)
+{
+    for (int j = 0; j < n; j++) s[j] *= scale;
+    float m[16];
+    for (int l = 0; l < 16; l++) m[l] = mx;
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) m[l] = s[j + l] > m[l] ? s[j + l] : m[l];
+    for (; j < n; j++) m[0] = s[j] > m[0] ? s[j] : m[0];
+    for (int l = 1; l < 16; l++) m[0] = m[l] > m[0] ? m[l] : m[0];
+    return m[0];
+}
+
+/* s[j] = e^(s[j] - mx) over [0, n); returns their sum */
+RD_CPU_CLONES static float exp_sum(float *s, int n, float mx)
+{
+    float acc[16] = {0};
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) {
+            const float e = rd_cpu_exp(s[j + l] - mx);
+            s[j + l] = e;
+            acc[l] += e;
+        }
+    for (; j < n; j++) acc[0] += (s[j] = rd_cpu_exp(s[j] - mx));
+    float sum = 0.0f;
+    for (int l = 0; l < 16; l++) sum += acc[l];
+    return sum;
+}
+
 /* The sinks' table of cache positions [0, len), rebuilt when the rope table changes. */
 static rd_status update_pos_table(struct cpu_impl *impl, const struct rd_attn_params *p, int len)
 {
@@ -141,15 +174,10 @@ static void attend_item(const struct cpu_impl *impl, const struct rd_attn_params
                 memset(s, 0, (size_t)nk * sizeof(float));
                 continue;
             }
-            float mx = m[r];
-            for (int j = 0; j < valid; j++) {
-                s[j] *= p->scale;
-                if (s[j] > mx) mx = s[j];
-            }
+            const float mx = scale_max(s, valid, p->scale, m[r]);
             const float alpha = expf(m[r] - mx); /* 0 on the first tile (m = -inf) */
-            float sum = 0.0f;
-            for (int j = 0; j < valid; j++) sum += (s[j] = expf(s[j] - mx));
-            for (int j = valid; j < nk; j++) s[j] = 0.0f;
+            const float sum = exp_sum(s, valid, mx);
+            if (valid < nk) memset(s + valid, 0, (size_t)(nk - valid) * sizeof(float));
             l[r] = l[r] * alpha + sum;
             m[r] = mx;
             if (alpha != 1.0f)

@@ -55,6 +55,44 @@ struct cpu_impl {
     size_t topk_n, topk_ids_n;
 };
 
+/* Loops that vectorize (softmax, SiLU) are compiled for AVX-512 and AVX2 besides the baseline
+ * ISA, the best picked at load time (GCC/Clang function multiversioning). The clones compute
+ * the same IEEE operations per element, so they give the same bits. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define RD_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef RD_CPU_CLONES
+#define RD_CPU_CLONES
+#endif
+
+/* e^x in fp32 for the softmax and SiLU loops, written so that the compiler vectorizes the
+ * loops that call it (libm's expf is a call per element): x is clamped to [-87, 88] (results
+ * stay normal: e^-87 = 1.6e-38, e^88 = 1.7e38), split as x = n ln2 + r with |r| <= ln2/2
+ * (Cody-Waite, ln2 in two parts), e^r is a degree-6 Taylor polynomial (truncation < 1.2e-7
+ * relative) and 2^n is built in the exponent bits. Error: a few ulp. */
+static inline float rd_cpu_exp(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float shift = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    const float n = (x * 1.44269504088896341f + shift) - shift;
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } scale = {.i = ((int32_t)n + 127) << 23};
+    return p * scale.f;
+}
+
 /* Makes the next BLAS call on this thread use the backend's thread count. */
 void rd_cpu_blas_threads(const struct cpu_impl *impl);
 
