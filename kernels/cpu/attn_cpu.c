@@ -19,14 +19,20 @@
  * double rounded to float, same products), so the cache holds the reference's bits. */
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <omp.h>
 
 #include "kernels/cpu/cpu_impl.h"
 
-#define QT_ROWS 64 /* query rows (heads x tokens) per tile */
-#define KT 256     /* keys per tile */
+#ifndef QT_ROWS
+#define QT_ROWS 128 /* query rows (heads x tokens) per tile */
+#endif
+#ifndef KT
+#define KT 512 /* keys per tile */
+#endif
+#define ITEM_ROWS 1024 /* query rows of one work item at most (its Q and O stay in L2) */
 /* below this many multiply-adds a call runs on one thread */
 #define PARALLEL_MIN_WORK (1 << 16)
 
@@ -54,6 +60,18 @@ static void rotate(float *x, enum rd_rope_style style, const float *cs, int n_pa
     }
 }
 
+/* dst[0, n) = src[0, n) for one head row, inline: a library call per 64-512 bytes costs more
+ * than the copy (the compiler turns a plain loop back into that call) */
+static inline void copy_row(float *restrict dst, const float *restrict src, int n)
+{
+    struct f16 {
+        float v[16];
+    };
+    int d = 0;
+    for (; d + 16 <= n; d += 16) *(struct f16 *)(dst + d) = *(const struct f16 *)(src + d);
+    for (; d < n; d++) dst[d] = src[d];
+}
+
 /* address of logical cache entry j of sequence seq, kv head kh */
 static float *cache_at(float *cache, const struct rd_attn_params *p, int seq, int j, int kh)
 {
@@ -62,20 +80,47 @@ static float *cache_at(float *cache, const struct rd_attn_params *p, int seq, in
     return cache + (row * p->Hkv + kh) * p->Dh;
 }
 
-/* s[0, n) *= scale; returns the largest of them and mx. The scaling vectorizes; the maximum
- * (a reduction the compiler leaves alone under IEEE rules) runs as sixteen independent
- * chains, and the sums below as sixteen vector lanes. */
+/* A float's bits as an integer that orders like the float (for all but NaN): negative
+ * floats have their magnitude bits flipped. Integer maxima vectorize; float ones, under IEEE
+ * rules for NaN and signed zeros, do not. */
+static inline int32_t order_key(float f)
+{
+    union {
+        float f;
+        int32_t i;
+    } u = {.f = f};
+    return u.i ^ ((u.i >> 31) & 0x7fffffff);
+}
+
+static inline float order_unkey(int32_t k)
+{
+    union {
+        int32_t i;
+        float f;
+    } u = {.i = k ^ ((k >> 31) & 0x7fffffff)};
+    return u.f;
+}
+
+/* s[0, n) *= scale; returns the largest of them and mx (sixteen lanes, then across) */
 RD_CPU_CLONES static float scale_max(float *s, int n, float scale, float mx)
 {
-    for (int j = 0; j < n; j++) s[j] *= scale;
-    float m[16];
-    for (int l = 0; l < 16; l++) m[l] = mx;
+    int32_t m[16];
+    for (int l = 0; l < 16; l++) m[l] = order_key(mx);
     int j = 0;
     for (; j + 16 <= n; j += 16)
-        for (int l = 0; l < 16; l++) m[l] = s[j + l] > m[l] ? s[j + l] : m[l];
-    for (; j < n; j++) m[0] = s[j] > m[0] ? s[j] : m[0];
+        for (int l = 0; l < 16; l++) {
+            const float v = s[j + l] * scale;
+            const int32_t k = order_key(v);
+            s[j + l] = v;
+            m[l] = k > m[l] ? k : m[l];
+        }
+    for (; j < n; j++) {
+        s[j] *= scale;
+        const int32_t k = order_key(s[j]);
+        m[0] = k > m[0] ? k : m[0];
+    }
     for (int l = 1; l < 16; l++) m[0] = m[l] > m[0] ? m[l] : m[0];
-    return m[0];
+    return order_unkey(m[0]);
 }
 
 /* s[j] = e^(s[j] - mx) over [0, n); returns their sum */
@@ -118,82 +163,117 @@ static rd_status update_pos_table(struct cpu_impl *impl, const struct rd_attn_pa
     return RD_OK;
 }
 
-/* One work item: query tile [t0, t0 + n) (tokens of one sequence) with kv head kh. */
-static void attend_item(const struct cpu_impl *impl, const struct rd_attn_params *p, int t0,
-                        int n, int kh, float *scratch)
+/* Copies keys [j0, j0 + nk) of sequence seq, kv head kh from the cache into dst [nk, Dh]. */
+static void gather(float *dst, const float *cache, const struct rd_attn_params *p, int seq, int j0,
+                   int nk, int kh)
+{
+    const int Bs = p->block_size, Dh = p->Dh;
+    const size_t stride = (size_t)p->Hkv * Dh;
+    for (int j = j0; j < j0 + nk;) {
+        const int blk = p->block_table_d[(size_t)seq * p->max_blocks + j / Bs], r0 = j % Bs;
+        const int cnt = Bs - r0 < j0 + nk - j ? Bs - r0 : j0 + nk - j;
+        const float *src = cache + ((size_t)blk * Bs + r0) * stride + (size_t)kh * Dh;
+        for (int r = 0; r < cnt; r++) copy_row(dst + (size_t)(j - j0 + r) * Dh, src + r * stride, Dh);
+        j += cnt;
+    }
+}
+
+/* One query tile against one key tile: S = Q K^T, the online softmax of each row over its
+ * keys (those past the row's n_ctx masked), O = alpha O + P V. Rows: hi * n + i is query head
+ * hi of the group with token t0 + i. */
+static void tile_step(const struct cpu_impl *impl, const struct rd_attn_params *p, int t0, int n,
+                      const float *Q, const float *K, const float *V, int j0, int nk, float *P,
+                      float *O, float *m, float *l)
 {
     const struct rd_cpu_blas *B = impl->blas;
-    const int H = p->H, Hkv = p->Hkv, Dh = p->Dh, g = H / Hkv, rows = g * n;
-    const int W = (H + 2 * Hkv) * Dh, n_pairs = p->rotary_dim / 2, seq = p->seq_d[t0];
+    const int Dh = p->Dh, rows = (p->H / p->Hkv) * n;
+    if (rows == 1)
+        B->sgemv(CblasRowMajor, CblasNoTrans, nk, Dh, 1.0f, K, Dh, Q, 1, 0.0f, P, 1);
+    else
+        B->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, Dh, 1.0f, Q, Dh, K, Dh, 0.0f,
+                 P, nk);
+    for (int r = 0; r < rows; r++) {
+        float *s = P + (size_t)r * nk;
+        int valid = p->n_ctx_d[t0 + r % n] - j0;
+        if (valid > nk) valid = nk;
+        if (valid <= 0) {
+            memset(s, 0, (size_t)nk * sizeof(float));
+            continue;
+        }
+        const float mx = scale_max(s, valid, p->scale, m[r]);
+        const float alpha = expf(m[r] - mx); /* 0 on the row's first keys (m = -inf) */
+        const float sum = exp_sum(s, valid, mx);
+        if (valid < nk) memset(s + valid, 0, (size_t)(nk - valid) * sizeof(float));
+        l[r] = l[r] * alpha + sum;
+        m[r] = mx;
+        if (alpha != 1.0f)
+            for (int d = 0; d < Dh; d++) O[(size_t)r * Dh + d] *= alpha;
+    }
+    if (rows == 1)
+        B->sgemv(CblasRowMajor, CblasTrans, nk, Dh, 1.0f, V, Dh, P, 1, 1.0f, O, 1);
+    else
+        B->sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, Dh, nk, 1.0f, P, nk, V, Dh, 1.0f,
+                 O, Dh);
+}
+
+/* One work item: query tiles [ta, tb) (consecutive tokens of one sequence) with kv head kh.
+ * Each key tile is gathered once and serves every query tile that reaches it. */
+static void attend_item(const struct cpu_impl *impl, const struct rd_attn_params *p, int ta,
+                        int tb, int kh, float *scratch)
+{
+    const int32_t *tiles = impl->tiles; /* [first token, tokens, keys reached] */
+    const int H = p->H, Hkv = p->Hkv, Dh = p->Dh, g = H / Hkv;
+    const int W = (H + 2 * Hkv) * Dh, n_pairs = p->rotary_dim / 2;
+    const int t0 = tiles[3 * ta], n_tok = tiles[3 * (tb - 1)] + tiles[3 * (tb - 1) + 1] - t0;
+    const int seq = p->seq_d[t0], rows_all = g * n_tok;
     const bool sinks = p->window > 0;
     const int S = p->sink_tokens, R = p->window - p->sink_tokens;
-    float *Q = scratch, *K = Q + (size_t)rows * Dh, *V = K + (size_t)KT * Dh;
-    float *P = V + (size_t)KT * Dh, *O = P + (size_t)rows * KT, *m = O + (size_t)rows * Dh;
-    float *l = m + rows;
+    float *Q = scratch, *O = Q + (size_t)rows_all * Dh, *m = O + (size_t)rows_all * Dh;
+    float *l = m + rows_all, *K = l + rows_all, *V = K + (size_t)KT * Dh, *P = V + (size_t)KT * Dh;
 
-    /* rows: head-major (row hi * n + i is query head kh * g + hi of token t0 + i) */
+    /* a tile's rows start at g * (its first token - t0), head-major inside the tile */
     int n_keys = 0;
-    for (int i = 0; i < n; i++) {
-        const int t = t0 + i;
-        if (p->n_ctx_d[t] > n_keys) n_keys = p->n_ctx_d[t];
-        for (int hi = 0; hi < g; hi++) {
-            float *q = Q + ((size_t)hi * n + i) * Dh;
-            memcpy(q, (const float *)p->qkv_d + (size_t)t * W + (size_t)(kh * g + hi) * Dh,
-                   Dh * sizeof(float));
-            rotate(q, p->style, impl->cs + (size_t)t * 2 * n_pairs, n_pairs);
-        }
+    for (int i = ta; i < tb; i++) {
+        const int tt = tiles[3 * i], n = tiles[3 * i + 1];
+        if (tiles[3 * i + 2] > n_keys) n_keys = tiles[3 * i + 2];
+        for (int j = 0; j < n; j++)
+            for (int hi = 0; hi < g; hi++) {
+                float *q = Q + ((size_t)g * (tt - t0) + (size_t)hi * n + j) * Dh;
+                copy_row(q, (const float *)p->qkv_d + (size_t)(tt + j) * W + (size_t)(kh * g + hi) * Dh,
+                         Dh);
+                rotate(q, p->style, impl->cs + (size_t)(tt + j) * 2 * n_pairs, n_pairs);
+            }
     }
-    memset(O, 0, (size_t)rows * Dh * sizeof(float));
-    for (int r = 0; r < rows; r++) m[r] = -INFINITY, l[r] = 0.0f;
+    memset(O, 0, (size_t)rows_all * Dh * sizeof(float));
+    for (int r = 0; r < rows_all; r++) m[r] = -INFINITY, l[r] = 0.0f;
 
     for (int j0 = 0; j0 < n_keys; j0 += KT) {
         const int nk = n_keys - j0 < KT ? n_keys - j0 : KT;
-        for (int j = 0; j < nk; j++) {
-            float *k = K + (size_t)j * Dh;
-            memcpy(k, cache_at(p->k_cache_d, p, seq, j0 + j, kh), Dh * sizeof(float));
-            memcpy(V + (size_t)j * Dh, cache_at(p->v_cache_d, p, seq, j0 + j, kh),
-                   Dh * sizeof(float));
-            if (sinks) { /* tiles are one token: the key's position is relative to it */
+        gather(K, p->k_cache_d, p, seq, j0, nk, kh);
+        gather(V, p->v_cache_d, p, seq, j0, nk, kh);
+        if (sinks) /* tiles are one token: the keys' positions are relative to it */
+            for (int j = 0; j < nk; j++) {
                 const int jj = j0 + j;
                 const int kpos = jj < S ? jj : p->pos_d[t0] - ((p->slot_d[t0] - jj + R) % R);
-                rotate(k, p->style, impl->cs_pos + (size_t)kpos * 2 * n_pairs, n_pairs);
+                rotate(K + (size_t)j * Dh, p->style, impl->cs_pos + (size_t)kpos * 2 * n_pairs,
+                       n_pairs);
             }
+        for (int i = ta; i < tb; i++) {
+            const int reach = tiles[3 * i + 2] - j0; /* keys of this tile its tokens see */
+            if (reach <= 0) continue;
+            const size_t r0 = (size_t)g * (tiles[3 * i] - t0);
+            tile_step(impl, p, tiles[3 * i], tiles[3 * i + 1], Q + r0 * Dh, K, V, j0,
+                      reach < nk ? reach : nk, P, O + r0 * Dh, m + r0, l + r0);
         }
-        if (rows == 1)
-            B->sgemv(CblasRowMajor, CblasNoTrans, nk, Dh, 1.0f, K, Dh, Q, 1, 0.0f, P, 1);
-        else
-            B->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, Dh, 1.0f, Q, Dh, K, Dh,
-                     0.0f, P, nk);
-        /* online softmax: scale, mask the keys past the row's context, rescale O */
-        for (int r = 0; r < rows; r++) {
-            float *s = P + (size_t)r * nk;
-            const int t = t0 + r % n;
-            int valid = p->n_ctx_d[t] - j0;
-            if (valid > nk) valid = nk;
-            if (valid <= 0) {
-                memset(s, 0, (size_t)nk * sizeof(float));
-                continue;
-            }
-            const float mx = scale_max(s, valid, p->scale, m[r]);
-            const float alpha = expf(m[r] - mx); /* 0 on the first tile (m = -inf) */
-            const float sum = exp_sum(s, valid, mx);
-            if (valid < nk) memset(s + valid, 0, (size_t)(nk - valid) * sizeof(float));
-            l[r] = l[r] * alpha + sum;
-            m[r] = mx;
-            if (alpha != 1.0f)
-                for (int d = 0; d < Dh; d++) O[(size_t)r * Dh + d] *= alpha;
-        }
-        if (rows == 1)
-            B->sgemv(CblasRowMajor, CblasTrans, nk, Dh, 1.0f, V, Dh, P, 1, 1.0f, O, 1);
-        else
-            B->sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, Dh, nk, 1.0f, P, nk, V, Dh,
-                     1.0f, O, Dh);
     }
-    for (int r = 0; r < rows; r++) {
-        const int t = t0 + r % n, h = kh * g + r / n;
-        float *out = (float *)p->out_d + (size_t)t * H * Dh + (size_t)h * Dh;
-        const float inv = 1.0f / l[r];
-        for (int d = 0; d < Dh; d++) out[d] = O[(size_t)r * Dh + d] * inv;
+    for (int i = ta; i < tb; i++) {
+        const int tt = tiles[3 * i], n = tiles[3 * i + 1];
+        for (int r = 0; r < g * n; r++) {
+            const size_t row = (size_t)g * (tt - t0) + r;
+            float *out = (float *)p->out_d + (size_t)(tt + r % n) * H * Dh + (size_t)(kh * g + r / n) * Dh;
+            const float inv = 1.0f / l[row];
+            for (int d = 0; d < Dh; d++) out[d] = O[row * Dh + d] * inv;
+        }
     }
 }
 
@@ -227,40 +307,62 @@ rd_status rd_cpu_rope_attention(struct rd_backend *be, const struct rd_attn_para
             const float *row = (const float *)p->qkv_d + (size_t)t * W;
             float *kc = cache_at(p->k_cache_d, p, p->seq_d[t], p->slot_d[t], kh);
             float *vc = cache_at(p->v_cache_d, p, p->seq_d[t], p->slot_d[t], kh);
-            memcpy(kc, row + (size_t)(H + kh) * Dh, Dh * sizeof(float));
-            memcpy(vc, row + (size_t)(H + Hkv + kh) * Dh, Dh * sizeof(float));
+            copy_row(kc, row + (size_t)(H + kh) * Dh, Dh);
+            copy_row(vc, row + (size_t)(H + Hkv + kh) * Dh, Dh);
             if (!sinks) rotate(kc, p->style, impl->cs + (size_t)t * 2 * n_pairs, n_pairs);
         }
 
-    /* 3. query tiles, then (tile, kv head) items over the team */
+    /* 3. query tiles (runs of one sequence's tokens), items of consecutive tiles, and
+     * (item, kv head) pairs over the team. Items hold several tiles, so that a key tile is
+     * gathered once for many queries, yet at least ~4 items per thread when there is work. */
     const int qt = sinks ? 1 : (QT_ROWS / g > 1 ? QT_ROWS / g : 1);
-    RD_TRY(rd_cpu_grow((void **)&impl->tiles, &impl->tiles_n, (size_t)2 * T, sizeof(int32_t)));
+    RD_TRY(rd_cpu_grow((void **)&impl->tiles, &impl->tiles_n, (size_t)3 * T, sizeof(int32_t)));
+    RD_TRY(rd_cpu_grow((void **)&impl->items, &impl->items_n, (size_t)2 * T, sizeof(int32_t)));
     int n_tiles = 0;
     double work = 0;
     for (int t = 0; t < T;) {
-        int n = 1;
-        while (t + n < T && n < qt && p->seq_d[t + n] == p->seq_d[t]) n++;
-        impl->tiles[2 * n_tiles] = t;
-        impl->tiles[2 * n_tiles + 1] = n;
+        int n = 1, keys = p->n_ctx_d[t];
+        while (t + n < T && n < qt && p->seq_d[t + n] == p->seq_d[t]) {
+            if (p->n_ctx_d[t + n] > keys) keys = p->n_ctx_d[t + n];
+            n++;
+        }
+        impl->tiles[3 * n_tiles] = t, impl->tiles[3 * n_tiles + 1] = n;
+        impl->tiles[3 * n_tiles + 2] = keys;
         n_tiles++;
-        work += (double)n * p->n_ctx_d[t + n - 1];
+        work += (double)n * keys;
         t += n;
     }
-    const int rows_max = g * qt;
-    const size_t per = (size_t)rows_max * Dh * 2 + (size_t)2 * KT * Dh + (size_t)rows_max * KT +
-                       (size_t)2 * rows_max;
+    int per_item = sinks ? 1 : (n_tiles * Hkv + 4 * nt - 1) / (4 * nt);
+    const int cap = ITEM_ROWS / (g * qt) > 1 ? ITEM_ROWS / (g * qt) : 1;
+    if (per_item > cap) per_item = cap;
+    if (per_item < 1) per_item = 1;
+    int n_groups = 0, max_tok = 1;
+    for (int i = 0; i < n_tiles;) {
+        int j = i + 1;
+        while (j < n_tiles && j - i < per_item &&
+               p->seq_d[impl->tiles[3 * j]] == p->seq_d[impl->tiles[3 * i]])
+            j++;
+        impl->items[2 * n_groups] = i, impl->items[2 * n_groups + 1] = j;
+        n_groups++;
+        const int tok = impl->tiles[3 * (j - 1)] + impl->tiles[3 * (j - 1) + 1] - impl->tiles[3 * i];
+        if (tok > max_tok) max_tok = tok;
+        i = j;
+    }
+    const size_t rows_max = (size_t)g * max_tok;
+    const size_t per = rows_max * Dh * 2 + rows_max * 2 + (size_t)2 * KT * Dh +
+                       (size_t)g * qt * KT;
     if (impl->scratch_per < per) {
         RD_TRY(rd_cpu_grow((void **)&impl->scratch, &impl->scratch_cap, per * (size_t)nt,
                            sizeof(float)));
         impl->scratch_per = per;
     }
-    const int n_items = n_tiles * Hkv;
+    const int n_items = n_groups * Hkv;
     work *= (double)H * Dh * 2;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && n_items > 1 && \
                                                                   work >= PARALLEL_MIN_WORK)
     for (int it = 0; it < n_items; it++) {
-        const int tile = it / Hkv, kh = it % Hkv;
-        attend_item(impl, p, impl->tiles[2 * tile], impl->tiles[2 * tile + 1], kh,
+        const int grp = it / Hkv, kh = it % Hkv;
+        attend_item(impl, p, impl->items[2 * grp], impl->items[2 * grp + 1], kh,
                     impl->scratch + (size_t)omp_get_thread_num() * impl->scratch_per);
     }
     return RD_OK;

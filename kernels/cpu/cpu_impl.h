@@ -48,8 +48,10 @@ struct cpu_impl {
     int cs_pos_len, cs_pos_pairs;
     float cs_pos_af;
     float cs_pos_freq[RD_MAX_ROPE_PAIRS]; /* the inverse frequencies cs_pos was built with */
-    int32_t *tiles;      /* attention: [n_tiles, 2] first token and count of each query tile */
+    int32_t *tiles;      /* attention: [n_tiles, 3] first token, tokens, keys reached */
     size_t tiles_n;
+    int32_t *items;      /* attention: [n_items, 2] first and end tile of each work item */
+    size_t items_n;
     float *topk_vals;    /* per-thread candidates of top-k over a split vocabulary */
     int32_t *topk_ids;
     size_t topk_n, topk_ids_n;
@@ -98,6 +100,10 @@ void rd_cpu_blas_threads(const struct cpu_impl *impl);
 
 /* Grows *buf to at least n elements of size elem (never shrinks). */
 rd_status rd_cpu_grow(void **buf, size_t *cap, size_t n, size_t elem);
+
+/* y[N] = W[N, K] x[K] on the backend's team (gemv_cpu.c: matmul with one token) */
+void rd_cpu_gemv(const struct cpu_impl *impl, float *y, const float *w, const float *x, int N,
+                 int K);
 
 /* the fused RoPE attention op (attn_cpu.c) */
 rd_status rd_cpu_rope_attention(struct rd_backend *be, const struct rd_attn_params *p);

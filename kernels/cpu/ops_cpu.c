@@ -2,9 +2,9 @@
  * is no GPU (CI, laptops, CPU clusters). Buffers are host memory ("upload" and "download" are
  * copies; there is no stream).
  *
- * GEMMs go to BLAS (OpenBLAS, see blas_cpu.c): matmul is cblas_sgemm for T > 1 tokens and
- * cblas_sgemv for one, which BLAS threads itself. Everything else runs on the rank's OpenMP
- * team (impl->threads): rows of rmsnorm / swiglu / embed, vocabulary slices of top-k,
+ * GEMMs go to BLAS (OpenBLAS, see blas_cpu.c): matmul is cblas_sgemm for T > 1 tokens, which
+ * BLAS threads itself, and for one token a weight-streaming GEMV (gemv_cpu.c says why it is
+ * not BLAS's). Everything else runs on the rank's OpenMP team (impl->threads): rows of rmsnorm / swiglu / embed, vocabulary slices of top-k,
  * attention items (attn_cpu.c); small calls stay on one thread, where a team costs more than
  * it saves. Results differ from plain loops only in the order of fp32 sums (BLAS blocks its
  * dot products): the unit test holds every op to 1e-5 relative of plain loops and of a
@@ -185,12 +185,13 @@ static rd_status cpu_matmul(struct rd_backend *be, void *y_d, const void *x_d, c
     const struct cpu_impl *impl = be->impl;
     if (T < 1 || N < 1) return RD_OK;
     if (K < 1) return cpu_zero(be, y_d, (size_t)T * N * sizeof(float));
+    if (T == 1) { /* y = W x, W [N, K] row-major: a stream of the weights (gemv_cpu.c) */
+        rd_cpu_gemv(impl, y_d, w_d, x_d, N, K);
+        return RD_OK;
+    }
     rd_cpu_blas_threads(impl);
-    if (T == 1) /* y = W x: W [N, K] row-major */
-        impl->blas->sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, w_d, K, x_d, 1, 0.0f, y_d, 1);
-    else
-        impl->blas->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, x_d, K, w_d, K,
-                          0.0f, y_d, N);
+    impl->blas->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, x_d, K, w_d, K, 0.0f,
+                      y_d, N);
     return RD_OK;
 }
 
@@ -279,7 +280,7 @@ static void cpu_destroy(struct rd_backend *be)
 {
     struct cpu_impl *impl = be->impl;
     if (impl) {
-        free(impl->scratch), free(impl->cs), free(impl->cs_pos), free(impl->tiles);
+        free(impl->scratch), free(impl->cs), free(impl->cs_pos), free(impl->tiles), free(impl->items);
         free(impl->topk_vals), free(impl->topk_ids);
     }
     free(impl);

@@ -63,6 +63,18 @@ static double rel_err(const float *got, const double *ref, size_t n)
     return num / (den > 0 ? den : 1.0);
 }
 
+/* max |got - ref| over the block relative to the larger of its largest |ref| and floor */
+static double abs_err(const float *got, const double *ref, size_t n, double floor)
+{
+    double num = 0, den = floor;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (!(d <= num)) num = d;
+        if (fabs(ref[i]) > den) den = fabs(ref[i]);
+    }
+    return num / (den > 0 ? den : 1.0);
+}
+
 static struct rd_backend *g_be;
 
 static void *dev_from(const void *src, size_t bytes)
@@ -180,7 +192,8 @@ static void test_matmul(void)
 {
     static const int shapes[][3] = {{1, 1, 1},    {1, 17, 33},    {3, 17, 33},   {4, 64, 128},
                                     {7, 5, 1},    {2, 1, 300},    {9, 96, 176},  {1, 2304, 768},
-                                    {1, 1000, 300}, {37, 300, 200}, {130, 96, 64}, {64, 512, 1024}};
+                                    {1, 1000, 300}, {37, 300, 200}, {130, 96, 64}, {64, 512, 1024},
+                                    {1, 4099, 70},  {1, 7, 5000}};
     for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
         const int T = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
         float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * N * K),
@@ -205,10 +218,20 @@ static void test_matmul(void)
                 ref[(size_t)t * N + n] = acc;
                 plain[(size_t)t * N + n] = acc32;
             }
-        /* per row, relative to the row's largest output (fp32 accumulation over K) */
+        /* per row, relative to the row's largest output, or, when cancellation leaves every
+         * output of the row small, to the typical size of such a dot product,
+         * |x_t| |w_n| / sqrt(K) (fp32 sums in any order err on that scale) */
         for (int t = 0; t < T; t++) {
-            double e = rel_err(y + (size_t)t * N, ref + (size_t)t * N, N);
-            double ep = rel_err(y + (size_t)t * N, plain + (size_t)t * N, N);
+            double xx = 0, ww = 0;
+            for (int k = 0; k < K; k++) xx += (double)x[(size_t)t * K + k] * x[(size_t)t * K + k];
+            for (int n = 0; n < N; n++) {
+                double s = 0;
+                for (int k = 0; k < K; k++) s += (double)w[(size_t)n * K + k] * w[(size_t)n * K + k];
+                if (s > ww) ww = s;
+            }
+            const double typical = sqrt(xx * ww / K);
+            double e = abs_err(y + (size_t)t * N, ref + (size_t)t * N, N, typical);
+            double ep = abs_err(y + (size_t)t * N, plain + (size_t)t * N, N, typical);
             CHECK_MSG(e <= TOL && ep <= TOL, "matmul T=%d N=%d K=%d row %d: rel err %.3g (%.3g "
                       "from the plain loop)", T, N, K, t, e, ep);
             if (e > TOL || ep > TOL) break;
@@ -377,11 +400,13 @@ static const struct attn_case k_cases[] = {
      {{{0, 3}, {1, 4}}, {{1, 1}}, {{0, 1}}, {{1, 1}}, {{0, 1}}, {{0, 1}}}},
     {"shuffled token order", 4, 2, 16, 16, RD_ROPE_NEOX, 1.0f, 10000, 3, {0, 5, 0}, 1,
      {{{0, 7}, {1, 5}, {2, 3}}, {{2, 6}, {0, 2}}, {{0, 1}, {1, 1}, {2, 1}}}},
-    /* past one query tile (64 rows) and one key tile (256 keys) */
+    /* past one query tile (128 rows), and several tiles per work item */
     {"long prefill GQA 8/2 head_dim 64, then decode", 8, 2, 64, 64, RD_ROPE_NEOX, 1.0f, 10000,
      1, {0}, 0, {{{0, 300}}, {{0, 1}}, {{0, 1}}}},
     {"long chunks of 2 sequences, MHA gptj", 4, 4, 32, 32, RD_ROPE_GPTJ, 1.0f, 10000, 2, {0, 5},
      0, {{{0, 140}, {1, 70}}, {{1, 200}, {0, 1}}, {{0, 1}, {1, 1}}}},
+    {"past two key tiles (512 keys), MQA 4/1, chunked", 4, 1, 32, 32, RD_ROPE_NEOX, 1.0f, 10000, 1,
+     {0}, 0, {{{0, 600}}, {{0, 500}}, {{0, 1}}, {{0, 1}}}},
 };
 
 #define BLOCK 4
