@@ -135,7 +135,7 @@ class Runner:
     def floors(self, threads):
         env = dict(self.env, OMP_NUM_THREADS=str(threads))
         out = self.run([os.path.join(self.build, "bench", "bench_floors"), "--device", "cpu",
-                        "--copy-mb", "512", "--gemm-n", "1024", "-n", "10"], env)
+                        "--copy-mb", str(self.args.copy_mb), "--gemm-n", "1024", "-n", "10"], env)
         vals = dict(line.split() for line in out.splitlines() if line and not line.startswith("#"))
         return float(vals["copy_GBps"]), float(vals["gemm_GFLOPps"])
 
@@ -168,13 +168,18 @@ def models(args, runner):
             out.append(("stories260K", stories, 512))
         else:
             log(f"SKIP stories260K: {stories} is absent (RD_SHARED_DIR points elsewhere)")
-    if "random100M" in args.models:
+    if "random" in args.models:
+        dim, layers, ffn, vocab = (int(x) for x in args.random_shape.split(","))
+        heads = max(2, dim // 64)  # at least two, so that two ranks can split them
         os.makedirs(args.work, exist_ok=True)
-        path = os.path.join(args.work, "random-llama-d768-l12-f2048-v32000.gguf")
+        path = os.path.join(args.work, f"random-llama-d{dim}-l{layers}-f{ffn}-v{vocab}.gguf")
         if not os.path.exists(path):
             log(f"writing {path}")
-            runner.run([os.path.join(runner.build, "bench", "bench_make_gguf"), "-o", path])
-        out.append(("random100M", path, 32000))
+            runner.run([os.path.join(runner.build, "bench", "bench_make_gguf"), "-o", path,
+                        "--dim", str(dim), "--layers", str(layers), "--heads", str(heads),
+                        "--kv-heads", str(heads), "--ffn", str(ffn), "--vocab", str(vocab)])
+        params = layers * (4 * dim * dim + 3 * dim * ffn) + vocab * dim
+        out.append((f"random{params / 1e6:.3g}M", path, vocab))
     return out
 
 
@@ -186,12 +191,18 @@ def main():
     ap.add_argument("--llama-build", default="/tmp/llamacpp-build",
                     help="where --llama-src is built (default /tmp/llamacpp-build)")
     ap.add_argument("--work", default="/tmp/ropedist-bench", help="generated models go here")
-    ap.add_argument("--models", default="stories260K,random100M")
+    ap.add_argument("--models", default="stories260K,random",
+                    help="stories260K and/or random (default both)")
+    ap.add_argument("--random-shape", default="768,12,2048,32000",
+                    help="the random model: dim,layers,ffn,vocab (heads of 64, at least 2; default "
+                         "768,12,2048,32000, 110M parameters)")
     ap.add_argument("--configs", default="1x1,1x2,2x1",
                     help="ropedist RANKSxTHREADS to run (llama.cpp: -t RANKS*THREADS)")
     ap.add_argument("--tests", default="tg128,pp512")
     ap.add_argument("--pairs", type=int, default=5, help="paired runs per row (default 5)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per run")
+    ap.add_argument("--copy-mb", type=int, default=512,
+                    help="bytes of the bandwidth floor's copy (default 512 MB, past the caches)")
     ap.add_argument("-J", "--json", help="write the rows as JSON")
     args = ap.parse_args()
     args.models = args.models.split(",")
