@@ -3,17 +3,18 @@
  *
  * 1. cos/sin of every token's rope position, once per call (not per head);
  * 2. k rotated (unless sinks keep keys unrotated) and v stored at their cache rows;
- * 3. attention in tiles: the call's tokens are cut into query tiles, runs of consecutive
- *    tokens of one sequence (at most QT_ROWS / group of them, group = query heads per kv head),
- *    and each (tile, kv head) is one work item for the thread team. An item stacks the rotated
- *    q rows of its group's heads and tokens into Q [rows, Dh], walks the sequence's cache in
- *    key tiles of KT entries gathered into contiguous K, V [KT, Dh], and keeps an online
- *    softmax: S = Q K^T and O += P V are BLAS GEMMs (GEMVs for one row), so a 2048-token
- *    prompt is GEMM-shaped work; each row masks the keys past its own n_ctx, which is the
- *    causal mask inside a prefill chunk.
+ * 3. attention in tiles. The call's tokens are cut into query tiles, runs of consecutive
+ *    tokens of one sequence of at most QT_ROWS / group tokens (group = query heads per kv
+ *    head); a work item is a few consecutive tiles of one sequence with one kv head, and the
+ *    thread team takes the items. An item stacks the rotated q rows of its heads and tokens,
+ *    then walks the sequence's cache in key tiles of KT entries, each gathered once into
+ *    contiguous K, V [KT, Dh] for all the item's query tiles that reach it. Per query tile an
+ *    online softmax: S = Q K^T and O += P V are BLAS GEMMs (GEMVs for one row), so a
+ *    2048-token prompt is GEMM-shaped work; each row masks the keys past its own n_ctx, which
+ *    is the causal mask inside a prefill chunk.
  * With attention sinks (window > 0) the keys are rotated when read, at a position that
- * depends on the query, so tiles are single tokens; the cos/sin of the cache positions
- * [0, W) are kept between calls (they depend only on the rope table).
+ * depends on the query, so tiles and items are single tokens; the cos/sin of the cache
+ * positions [0, W) are kept between calls (they depend only on the rope table).
  *
  * The rotation repeats rd_rope_rotate_ref's arithmetic exactly (same fp32 angle, cos/sin in
  * double rounded to float, same products), so the cache holds the reference's bits. */
@@ -26,12 +27,8 @@
 
 #include "kernels/cpu/cpu_impl.h"
 
-#ifndef QT_ROWS
 #define QT_ROWS 128 /* query rows (heads x tokens) per tile */
-#endif
-#ifndef KT
-#define KT 512 /* keys per tile */
-#endif
+#define KT 512      /* keys per tile */
 #define ITEM_ROWS 1024 /* query rows of one work item at most (its Q and O stay in L2) */
 /* below this many multiply-adds a call runs on one thread */
 #define PARALLEL_MIN_WORK (1 << 16)
