@@ -83,11 +83,16 @@ static int make_vocab(int V, struct rd_gguf_str **tokens, float **scores, int32_
     for (int i = 0; i < V; i++) {
         char s[32];
         int32_t type = 1;
-        if (i == 0) snprintf(s, sizeof s, "<unk>"), type = 2;
-        else if (i == 1) snprintf(s, sizeof s, "<s>"), type = 3;
-        else if (i == 2) snprintf(s, sizeof s, "</s>"), type = 3;
-        else if (i < 3 + 256) snprintf(s, sizeof s, "<0x%02X>", i - 3), type = 6;
-        else snprintf(s, sizeof s, "\xe2\x96\x81t%d", i); /* U+2581, SentencePiece's space */
+        if (i == 0)
+            snprintf(s, sizeof s, "<unk>"), type = 2;
+        else if (i == 1)
+            snprintf(s, sizeof s, "<s>"), type = 3;
+        else if (i == 2)
+            snprintf(s, sizeof s, "</s>"), type = 3;
+        else if (i < 3 + 256)
+            snprintf(s, sizeof s, "<0x%02X>", i - 3), type = 6;
+        else
+            snprintf(s, sizeof s, "\xe2\x96\x81t%d", i); /* U+2581, SentencePiece's space */
         (*tokens)[i].data = strdup(s);
         (*tokens)[i].len = strlen(s);
         if (!(*tokens)[i].data) return -1;
@@ -104,13 +109,18 @@ int main(int argc, char **argv)
     unsigned long long seed = 0;
     int force = 0;
     enum { O_DIM = 1000, O_LAYERS, O_HEADS, O_KV, O_FFN, O_VOCAB, O_CTX, O_SEED, O_FORCE };
-    static const struct option opts[] = {
-        {"dim", required_argument, 0, O_DIM},       {"layers", required_argument, 0, O_LAYERS},
-        {"heads", required_argument, 0, O_HEADS},   {"kv-heads", required_argument, 0, O_KV},
-        {"ffn", required_argument, 0, O_FFN},       {"vocab", required_argument, 0, O_VOCAB},
-        {"ctx", required_argument, 0, O_CTX},       {"seed", required_argument, 0, O_SEED},
-        {"force", no_argument, 0, O_FORCE},         {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    static const struct option opts[] = {{"dim", required_argument, 0, O_DIM},
+                                         {"layers", required_argument, 0, O_LAYERS},
+                                         {"heads", required_argument, 0, O_HEADS},
+                                         {"kv-heads", required_argument, 0, O_KV},
+                                         {"ffn", required_argument, 0, O_FFN},
+                                         {"vocab", required_argument, 0, O_VOCAB},
+                                         {"ctx", required_argument, 0, O_CTX},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"force", no_argument, 0, O_FORCE},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -167,9 +177,9 @@ int main(int argc, char **argv)
 
     /* tensors, in llama.cpp's order: embedding, the layers, the final norm */
     static const char *const k_layer[] = {
-        "input_layernorm.weight",  "self_attn.q_proj.weight",         "self_attn.k_proj.weight",
-        "self_attn.v_proj.weight", "self_attn.o_proj.weight",         "post_attention_layernorm.weight",
-        "mlp.gate_proj.weight",    "mlp.up_proj.weight",              "mlp.down_proj.weight"};
+        "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+        "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
     const int n_per = (int)(sizeof k_layer / sizeof *k_layer), n_t = 2 + n_per * s.layers;
     struct rd_test_gguf_tensor *t = calloc((size_t)n_t, sizeof *t);
     char(*names)[96] = calloc((size_t)n_t, sizeof *names);
@@ -177,9 +187,13 @@ int main(int argc, char **argv)
     uint64_t params = 0;
     for (int i = 0; i < n_t; i++) {
         char hf[128];
-        if (i == 0) snprintf(hf, sizeof hf, "model.embed_tokens.weight");
-        else if (i == n_t - 1) snprintf(hf, sizeof hf, "model.norm.weight");
-        else snprintf(hf, sizeof hf, "model.layers.%d.%s", (i - 1) / n_per, k_layer[(i - 1) % n_per]);
+        if (i == 0)
+            snprintf(hf, sizeof hf, "model.embed_tokens.weight");
+        else if (i == n_t - 1)
+            snprintf(hf, sizeof hf, "model.norm.weight");
+        else
+            snprintf(hf, sizeof hf, "model.layers.%d.%s", (i - 1) / n_per,
+                     k_layer[(i - 1) % n_per]);
         int nd = 0;
         int64_t dims[2] = {1, 1};
         if (src.shape(src.ctx, hf, &nd, dims, err, sizeof err) != RD_OK ||
@@ -193,8 +207,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_make_gguf: reading %s: %s\n", hf, data ? err : "out of memory");
             return 1;
         }
-        t[i] = (struct rd_test_gguf_tensor){.name = names[i], .n_dims = nd, .type = RD_GGML_TYPE_F32,
-                                            .data = data, .nbytes = (uint64_t)(rows * cols) * 4};
+        t[i] = (struct rd_test_gguf_tensor){.name = names[i],
+                                            .n_dims = nd,
+                                            .type = RD_GGML_TYPE_F32,
+                                            .data = data,
+                                            .nbytes = (uint64_t)(rows * cols) * 4};
         t[i].ne[0] = cols; /* ggml order: the row length first */
         t[i].ne[1] = rows;
         params += (uint64_t)(rows * cols);
@@ -228,7 +245,8 @@ int main(int argc, char **argv)
     kv_u32(pool, &n_kv, "tokenizer.ggml.bos_token_id", 1);
     kv_u32(pool, &n_kv, "tokenizer.ggml.eos_token_id", 2);
     const struct rd_gguf_kv *kvs[MAX_KV];
-    for (int i = 0; i < n_kv; i++) kvs[i] = &pool[i];
+    for (int i = 0; i < n_kv; i++)
+        kvs[i] = &pool[i];
 
     /* write beside the target, then rename: a failed run leaves no half file under its name */
     char tmp[4096];
@@ -238,12 +256,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_make_gguf: cannot rename %s to %s: %s\n", tmp, out, strerror(errno));
         ok = false;
     }
-    if (!ok) remove(tmp);
+    if (!ok)
+        remove(tmp);
     else
         printf("%s: %.1fM parameters (%.1fM in the layers), %.0f MB\n", out, params / 1e6,
                (params - (uint64_t)s.vocab * s.dim - (uint64_t)s.dim) / 1e6, params * 4 / 1e6);
-    for (int i = 0; i < n_t; i++) free((void *)t[i].data);
-    for (int i = 0; i < s.vocab; i++) free(tokens[i].data);
+    for (int i = 0; i < n_t; i++)
+        free((void *)t[i].data);
+    for (int i = 0; i < s.vocab; i++)
+        free(tokens[i].data);
     free(tokens), free(scores), free(types), free(t), free(names);
     return ok ? 0 : 1;
 }

@@ -27,8 +27,8 @@
 
 #include "kernels/cpu/cpu_impl.h"
 
-#define QT_ROWS 128 /* query rows (heads x tokens) per tile */
-#define KT 512      /* keys per tile */
+#define QT_ROWS   128  /* query rows (heads x tokens) per tile */
+#define KT        512  /* keys per tile */
 #define ITEM_ROWS 1024 /* query rows of one work item at most (its Q and O stay in L2) */
 /* below this many multiply-adds a call runs on one thread */
 #define PARALLEL_MIN_WORK (1 << 16)
@@ -65,8 +65,10 @@ static inline void copy_row(float *restrict dst, const float *restrict src, int 
         float v[16];
     };
     int d = 0;
-    for (; d + 16 <= n; d += 16) *(struct f16 *)(dst + d) = *(const struct f16 *)(src + d);
-    for (; d < n; d++) dst[d] = src[d];
+    for (; d + 16 <= n; d += 16)
+        *(struct f16 *)(dst + d) = *(const struct f16 *)(src + d);
+    for (; d < n; d++)
+        dst[d] = src[d];
 }
 
 /* address of logical cache entry j of sequence seq, kv head kh */
@@ -102,7 +104,8 @@ static inline float order_unkey(int32_t k)
 RD_CPU_CLONES static float scale_max(float *s, int n, float scale, float mx)
 {
     int32_t m[16];
-    for (int l = 0; l < 16; l++) m[l] = order_key(mx);
+    for (int l = 0; l < 16; l++)
+        m[l] = order_key(mx);
     int j = 0;
     for (; j + 16 <= n; j += 16)
         for (int l = 0; l < 16; l++) {
@@ -116,7 +119,8 @@ RD_CPU_CLONES static float scale_max(float *s, int n, float scale, float mx)
         const int32_t k = order_key(s[j]);
         m[0] = k > m[0] ? k : m[0];
     }
-    for (int l = 1; l < 16; l++) m[0] = m[l] > m[0] ? m[l] : m[0];
+    for (int l = 1; l < 16; l++)
+        m[0] = m[l] > m[0] ? m[l] : m[0];
     return order_unkey(m[0]);
 }
 
@@ -131,9 +135,11 @@ RD_CPU_CLONES static float exp_sum(float *s, int n, float mx)
             s[j + l] = e;
             acc[l] += e;
         }
-    for (; j < n; j++) acc[0] += (s[j] = rd_cpu_exp(s[j] - mx));
+    for (; j < n; j++)
+        acc[0] += (s[j] = rd_cpu_exp(s[j] - mx));
     float sum = 0.0f;
-    for (int l = 0; l < 16; l++) sum += acc[l];
+    for (int l = 0; l < 16; l++)
+        sum += acc[l];
     return sum;
 }
 
@@ -170,7 +176,8 @@ static void gather(float *dst, const float *cache, const struct rd_attn_params *
         const int blk = p->block_table_d[(size_t)seq * p->max_blocks + j / Bs], r0 = j % Bs;
         const int cnt = Bs - r0 < j0 + nk - j ? Bs - r0 : j0 + nk - j;
         const float *src = cache + ((size_t)blk * Bs + r0) * stride + (size_t)kh * Dh;
-        for (int r = 0; r < cnt; r++) copy_row(dst + (size_t)(j - j0 + r) * Dh, src + r * stride, Dh);
+        for (int r = 0; r < cnt; r++)
+            copy_row(dst + (size_t)(j - j0 + r) * Dh, src + r * stride, Dh);
         j += cnt;
     }
 }
@@ -187,8 +194,8 @@ static void tile_step(const struct cpu_impl *impl, const struct rd_attn_params *
     if (rows == 1)
         B->sgemv(CblasRowMajor, CblasNoTrans, nk, Dh, 1.0f, K, Dh, Q, 1, 0.0f, P, 1);
     else
-        B->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, Dh, 1.0f, Q, Dh, K, Dh, 0.0f,
-                 P, nk);
+        B->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, Dh, 1.0f, Q, Dh, K, Dh, 0.0f, P,
+                 nk);
     for (int r = 0; r < rows; r++) {
         float *s = P + (size_t)r * nk;
         int valid = p->n_ctx_d[t0 + r % n] - j0;
@@ -204,7 +211,8 @@ static void tile_step(const struct cpu_impl *impl, const struct rd_attn_params *
         l[r] = l[r] * alpha + sum;
         m[r] = mx;
         if (alpha != 1.0f)
-            for (int d = 0; d < Dh; d++) O[(size_t)r * Dh + d] *= alpha;
+            for (int d = 0; d < Dh; d++)
+                O[(size_t)r * Dh + d] *= alpha;
     }
     if (rows == 1)
         B->sgemv(CblasRowMajor, CblasTrans, nk, Dh, 1.0f, V, Dh, P, 1, 1.0f, O, 1);
@@ -215,8 +223,8 @@ static void tile_step(const struct cpu_impl *impl, const struct rd_attn_params *
 
 /* One work item: query tiles [ta, tb) (consecutive tokens of one sequence) with kv head kh.
  * Each key tile is gathered once and serves every query tile that reaches it. */
-static void attend_item(const struct cpu_impl *impl, const struct rd_attn_params *p, int ta,
-                        int tb, int kh, float *scratch)
+static void attend_item(const struct cpu_impl *impl, const struct rd_attn_params *p, int ta, int tb,
+                        int kh, float *scratch)
 {
     const int32_t *tiles = impl->tiles; /* [first token, tokens, keys reached] */
     const int H = p->H, Hkv = p->Hkv, Dh = p->Dh, g = H / Hkv;
@@ -236,13 +244,15 @@ static void attend_item(const struct cpu_impl *impl, const struct rd_attn_params
         for (int j = 0; j < n; j++)
             for (int hi = 0; hi < g; hi++) {
                 float *q = Q + ((size_t)g * (tt - t0) + (size_t)hi * n + j) * Dh;
-                copy_row(q, (const float *)p->qkv_d + (size_t)(tt + j) * W + (size_t)(kh * g + hi) * Dh,
-                         Dh);
+                copy_row(
+                    q, (const float *)p->qkv_d + (size_t)(tt + j) * W + (size_t)(kh * g + hi) * Dh,
+                    Dh);
                 rotate(q, p->style, impl->cs + (size_t)(tt + j) * 2 * n_pairs, n_pairs);
             }
     }
     memset(O, 0, (size_t)rows_all * Dh * sizeof(float));
-    for (int r = 0; r < rows_all; r++) m[r] = -INFINITY, l[r] = 0.0f;
+    for (int r = 0; r < rows_all; r++)
+        m[r] = -INFINITY, l[r] = 0.0f;
 
     for (int j0 = 0; j0 < n_keys; j0 += KT) {
         const int nk = n_keys - j0 < KT ? n_keys - j0 : KT;
@@ -267,9 +277,11 @@ static void attend_item(const struct cpu_impl *impl, const struct rd_attn_params
         const int tt = tiles[3 * i], n = tiles[3 * i + 1];
         for (int r = 0; r < g * n; r++) {
             const size_t row = (size_t)g * (tt - t0) + r;
-            float *out = (float *)p->out_d + (size_t)(tt + r % n) * H * Dh + (size_t)(kh * g + r / n) * Dh;
+            float *out =
+                (float *)p->out_d + (size_t)(tt + r % n) * H * Dh + (size_t)(kh * g + r / n) * Dh;
             const float inv = 1.0f / l[row];
-            for (int d = 0; d < Dh; d++) out[d] = O[row * Dh + d] * inv;
+            for (int d = 0; d < Dh; d++)
+                out[d] = O[row * Dh + d] * inv;
         }
     }
 }
@@ -283,8 +295,8 @@ rd_status rd_cpu_rope_attention(struct rd_backend *be, const struct rd_attn_para
     if (T < 1) return RD_OK;
 
     /* 1. cos/sin per token (and, with sinks, per cache position) */
-    RD_TRY(rd_cpu_grow((void **)&impl->cs, &impl->cs_n, (size_t)T * 2 * n_pairs + 1,
-                       sizeof(float)));
+    RD_TRY(
+        rd_cpu_grow((void **)&impl->cs, &impl->cs_n, (size_t)T * 2 * n_pairs + 1, sizeof(float)));
     if (sinks) {
         int len = p->window;
         for (int t = 0; t < T; t++)
@@ -296,8 +308,8 @@ rd_status rd_cpu_rope_attention(struct rd_backend *be, const struct rd_attn_para
         rope_cs(impl->cs + (size_t)t * 2 * n_pairs, p->pos_d[t], p->inv_freq_d, n_pairs,
                 p->attention_factor);
 
-    /* 2. store k (rotated, unless sinks keep it raw) and v of every new token; split by kv
-     * head so that each head's tokens are stored in the call's order */
+        /* 2. store k (rotated, unless sinks keep it raw) and v of every new token; split by kv
+         * head so that each head's tokens are stored in the call's order */
 #pragma omp parallel for num_threads(nt) if (nt > 1 && (size_t)T * Hkv * Dh >= PARALLEL_MIN_WORK)
     for (int kh = 0; kh < Hkv; kh++)
         for (int t = 0; t < T; t++) {
@@ -341,13 +353,13 @@ rd_status rd_cpu_rope_attention(struct rd_backend *be, const struct rd_attn_para
             j++;
         impl->items[2 * n_groups] = i, impl->items[2 * n_groups + 1] = j;
         n_groups++;
-        const int tok = impl->tiles[3 * (j - 1)] + impl->tiles[3 * (j - 1) + 1] - impl->tiles[3 * i];
+        const int tok =
+            impl->tiles[3 * (j - 1)] + impl->tiles[3 * (j - 1) + 1] - impl->tiles[3 * i];
         if (tok > max_tok) max_tok = tok;
         i = j;
     }
     const size_t rows_max = (size_t)g * max_tok;
-    const size_t per = rows_max * Dh * 2 + rows_max * 2 + (size_t)2 * KT * Dh +
-                       (size_t)g * qt * KT;
+    const size_t per = rows_max * Dh * 2 + rows_max * 2 + (size_t)2 * KT * Dh + (size_t)g * qt * KT;
     if (impl->scratch_per < per) {
         RD_TRY(rd_cpu_grow((void **)&impl->scratch, &impl->scratch_cap, per * (size_t)nt,
                            sizeof(float)));
@@ -355,8 +367,8 @@ rd_status rd_cpu_rope_attention(struct rd_backend *be, const struct rd_attn_para
     }
     const int n_items = n_groups * Hkv;
     work *= (double)H * Dh * 2;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && n_items > 1 && \
-                                                                  work >= PARALLEL_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 1)                                                      \
+    num_threads(nt) if (nt > 1 && n_items > 1 && work >= PARALLEL_MIN_WORK)
     for (int it = 0; it < n_items; it++) {
         const int grp = it / Hkv, kh = it % Hkv;
         attend_item(impl, p, impl->items[2 * grp], impl->items[2 * grp + 1], kh,

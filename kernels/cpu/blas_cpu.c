@@ -57,13 +57,16 @@ static void load(void)
 {
     const char *user = getenv("OPENBLAS_CORETYPE");
     if (user && *user) {
-        snprintf(g_core_from, sizeof g_core_from, "OPENBLAS_CORETYPE=%s from the environment", user);
+        snprintf(g_core_from, sizeof g_core_from, "OPENBLAS_CORETYPE=%s from the environment",
+                 user);
     } else {
         const char *core = core_for_cpu();
         if (core) {
             setenv("OPENBLAS_CORETYPE", core, 1);
-            snprintf(g_core_from, sizeof g_core_from, "OPENBLAS_CORETYPE=%s set from the CPU's "
-                     "features", core);
+            snprintf(g_core_from, sizeof g_core_from,
+                     "OPENBLAS_CORETYPE=%s set from the CPU's "
+                     "features",
+                     core);
         } else {
             snprintf(g_core_from, sizeof g_core_from, "detected by OpenBLAS");
         }
@@ -71,7 +74,8 @@ static void load(void)
     void *lib = dlopen(RD_OPENBLAS_LIB, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         RD_LOG_ERROR("cannot load the BLAS library %s: %s (Debian: apt-get install "
-                     "libopenblas0-openmp)", RD_OPENBLAS_LIB, dlerror());
+                     "libopenblas0-openmp)",
+                     RD_OPENBLAS_LIB, dlerror());
         return;
     }
     /* POSIX allows converting dlsym's object pointer to a function pointer */
@@ -84,7 +88,8 @@ static void load(void)
                g_blas.get_parallel;
     if (g_loaded && g_blas.get_parallel() != 2)
         RD_LOG_WARN("%s is not OpenBLAS's OpenMP build: its threads and the backend's compete "
-                    "for the cores", RD_OPENBLAS_LIB);
+                    "for the cores",
+                    RD_OPENBLAS_LIB);
 }
 
 const struct rd_cpu_blas *rd_cpu_blas_get(void)

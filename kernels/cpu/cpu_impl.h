@@ -38,21 +38,21 @@ void rd_cpu_blas_describe(char *buf, size_t len);
 
 struct cpu_impl {
     const struct rd_cpu_blas *blas;
-    int threads;         /* compute threads of this backend (OpenMP team size, BLAS threads) */
-    float *scratch;      /* per-thread attention scratch: threads x scratch_per floats */
+    int threads;    /* compute threads of this backend (OpenMP team size, BLAS threads) */
+    float *scratch; /* per-thread attention scratch: threads x scratch_per floats */
     size_t scratch_per, scratch_cap;
-    float *cs;           /* rope cos/sin of this call's tokens: [T, n_pairs, 2] */
+    float *cs; /* rope cos/sin of this call's tokens: [T, n_pairs, 2] */
     size_t cs_n;
-    float *cs_pos;       /* attention sinks: cos/sin of cache positions [0, cs_pos_len) */
+    float *cs_pos; /* attention sinks: cos/sin of cache positions [0, cs_pos_len) */
     size_t cs_pos_cap;
     int cs_pos_len, cs_pos_pairs;
     float cs_pos_af;
     float cs_pos_freq[RD_MAX_ROPE_PAIRS]; /* the inverse frequencies cs_pos was built with */
-    int32_t *tiles;      /* attention: [n_tiles, 3] first token, tokens, keys reached */
+    int32_t *tiles; /* attention: [n_tiles, 3] first token, tokens, keys reached */
     size_t tiles_n;
-    int32_t *items;      /* attention: [n_items, 2] first and end tile of each work item */
+    int32_t *items; /* attention: [n_items, 2] first and end tile of each work item */
     size_t items_n;
-    float *topk_vals;    /* per-thread candidates of top-k over a split vocabulary */
+    float *topk_vals; /* per-thread candidates of top-k over a split vocabulary */
     int32_t *topk_ids;
     size_t topk_n, topk_ids_n;
 };

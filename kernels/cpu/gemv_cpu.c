@@ -38,7 +38,8 @@ RD_CPU_CLONES static void gemv_rows(const float *restrict w, const float *restri
             }
         }
         float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-        for (int l = 0; l < 16; l++) s0 += acc0[l], s1 += acc1[l], s2 += acc2[l], s3 += acc3[l];
+        for (int l = 0; l < 16; l++)
+            s0 += acc0[l], s1 += acc1[l], s2 += acc2[l], s3 += acc3[l];
         for (; k < K; k++) {
             s0 += a[k] * x[k];
             s1 += a[K + k] * x[k];
@@ -52,10 +53,13 @@ RD_CPU_CLONES static void gemv_rows(const float *restrict w, const float *restri
         float acc[16] = {0};
         int k = 0;
         for (; k + 16 <= K; k += 16)
-            for (int l = 0; l < 16; l++) acc[l] += a[k + l] * x[k + l];
+            for (int l = 0; l < 16; l++)
+                acc[l] += a[k + l] * x[k + l];
         float s = 0.0f;
-        for (int l = 0; l < 16; l++) s += acc[l];
-        for (; k < K; k++) s += a[k] * x[k];
+        for (int l = 0; l < 16; l++)
+            s += acc[l];
+        for (; k < K; k++)
+            s += a[k] * x[k];
         y[n] = s;
     }
 }

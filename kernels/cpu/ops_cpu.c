@@ -4,13 +4,14 @@
  *
  * GEMMs go to BLAS (OpenBLAS, see blas_cpu.c): matmul is cblas_sgemm for T > 1 tokens, which
  * BLAS threads itself, and for one token a weight-streaming GEMV (gemv_cpu.c says why it is
- * not BLAS's). Everything else runs on the rank's OpenMP team (impl->threads): rows of rmsnorm / swiglu / embed, vocabulary slices of top-k,
- * attention items (attn_cpu.c); small calls stay on one thread, where a team costs more than
- * it saves. Results differ from plain loops only in the order of fp32 sums (BLAS blocks its
- * dot products): the unit test holds every op to 1e-5 relative of plain loops and of a
- * double-precision reference, whatever the thread count. Buffers are 64-byte aligned, zeroed
- * lazily by the kernel, and large ones are backed by transparent huge pages when the system
- * allows, which matters when decode streams every weight once per token. */
+ * not BLAS's). Everything else runs on the rank's OpenMP team (impl->threads): rows of
+ * rmsnorm / swiglu / embed, vocabulary slices of top-k, attention items (attn_cpu.c); small
+ * calls stay on one thread, where a team costs more than it saves. Results differ from plain
+ * loops only in the order of fp32 sums (BLAS blocks its dot products): the unit test holds
+ * every op to 1e-5 relative of plain loops and of a double-precision reference, whatever the
+ * thread count. Buffers are 64-byte aligned, zeroed lazily by the kernel, and large ones are
+ * backed by transparent huge pages when the system allows, which matters when decode streams
+ * every weight once per token. */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include <math.h>
 #include <sched.h>
@@ -26,11 +27,11 @@
 #include "common/log.h"
 #include "kernels/cpu/cpu_impl.h"
 
-#define ALIGN 64
-#define HUGE_MIN ((size_t)4 << 20)  /* buffers from this size on are offered huge pages */
-#define PAR_MIN ((size_t)1 << 15)   /* elements below which an elementwise op stays serial */
-#define COPY_PAR_MIN ((size_t)8 << 20) /* bytes from which a copy is split over the team */
-#define TOPK_SPLIT_MIN 8192         /* vocabulary from which one row's top-k is split */
+#define ALIGN          64
+#define HUGE_MIN       ((size_t)4 << 20) /* buffers from this size on are offered huge pages */
+#define PAR_MIN        ((size_t)1 << 15) /* elements below which an elementwise op stays serial */
+#define COPY_PAR_MIN   ((size_t)8 << 20) /* bytes from which a copy is split over the team */
+#define TOPK_SPLIT_MIN 8192              /* vocabulary from which one row's top-k is split */
 
 /* ---- memory ---- */
 
@@ -38,7 +39,8 @@ static rd_status cpu_alloc(struct rd_backend *be, size_t bytes, void **p)
 {
     (void)be;
     const size_t n = bytes ? bytes : 1;
-    char *raw = n <= SIZE_MAX - ALIGN - sizeof(void *) ? calloc(1, n + ALIGN + sizeof(void *)) : NULL;
+    char *raw =
+        n <= SIZE_MAX - ALIGN - sizeof(void *) ? calloc(1, n + ALIGN + sizeof(void *)) : NULL;
     if (!raw) {
         *p = NULL;
         RD_LOG_ERROR("cpu backend: cannot allocate %zu bytes", bytes);
@@ -65,7 +67,8 @@ static rd_status cpu_copy(struct rd_backend *be, void *dst, const void *src, siz
     const int nt = ((struct cpu_impl *)be->impl)->threads;
     const char *s = src;
     char *d = dst;
-    if (nt > 1 && bytes >= COPY_PAR_MIN && (d + bytes <= s || s + bytes <= d)) {
+    const uintptr_t ds = (uintptr_t)dst, ss = (uintptr_t)src;
+    if (nt > 1 && bytes >= COPY_PAR_MIN && (ds + bytes <= ss || ss + bytes <= ds)) {
         const size_t chunk = (bytes / (size_t)nt + ALIGN - 1) & ~(size_t)(ALIGN - 1);
 #pragma omp parallel for num_threads(nt)
         for (int i = 0; i < nt; i++) {
@@ -120,7 +123,7 @@ static rd_status cpu_embed(struct rd_backend *be, void *out_d, const void *table
 {
     float *out = out_d;
     const float *table = table_d;
-#pragma omp parallel for num_threads(team(be, (size_t)T * D, T))
+#pragma omp parallel for num_threads(team(be, (size_t)T *D, T))
     for (int t = 0; t < T; t++)
         memcpy(out + (size_t)t * D, table + (size_t)ids[t] * D, D * sizeof(float));
     return RD_OK;
@@ -129,28 +132,32 @@ static rd_status cpu_embed(struct rd_backend *be, void *out_d, const void *table
 static void rmsnorm_row(float *out, const float *x, const float *w, int D, float eps)
 {
     double ss = 0;
-    for (int i = 0; i < D; i++) ss += (double)x[i] * x[i];
+    for (int i = 0; i < D; i++)
+        ss += (double)x[i] * x[i];
     float inv = (float)(1.0 / sqrt(ss / D + eps));
-    for (int i = 0; i < D; i++) out[i] = x[i] * inv * w[i];
+    for (int i = 0; i < D; i++)
+        out[i] = x[i] * inv * w[i];
 }
 
 static rd_status cpu_rmsnorm(struct rd_backend *be, void *out_d, const void *x_d, const void *w_d,
                              int T, int D, float eps)
 {
-#pragma omp parallel for num_threads(team(be, (size_t)T * D, T))
+#pragma omp parallel for num_threads(team(be, (size_t)T *D, T))
     for (int t = 0; t < T; t++)
-        rmsnorm_row((float *)out_d + (size_t)t * D, (const float *)x_d + (size_t)t * D, w_d, D, eps);
+        rmsnorm_row((float *)out_d + (size_t)t * D, (const float *)x_d + (size_t)t * D, w_d, D,
+                    eps);
     return RD_OK;
 }
 
 static rd_status cpu_add_rmsnorm(struct rd_backend *be, void *out_d, void *resid_d,
                                  const void *delta_d, const void *w_d, int T, int D, float eps)
 {
-#pragma omp parallel for num_threads(team(be, (size_t)T * D, T))
+#pragma omp parallel for num_threads(team(be, (size_t)T *D, T))
     for (int t = 0; t < T; t++) {
         float *r = (float *)resid_d + (size_t)t * D;
         const float *d = (const float *)delta_d + (size_t)t * D;
-        for (int i = 0; i < D; i++) r[i] += d[i];
+        for (int i = 0; i < D; i++)
+            r[i] += d[i];
         rmsnorm_row((float *)out_d + (size_t)t * D, r, w_d, D, eps);
     }
     return RD_OK;
@@ -161,15 +168,17 @@ static rd_status cpu_add_rmsnorm(struct rd_backend *be, void *out_d, void *resid
  * costs a microcode assist per element. */
 RD_CPU_CLONES static void swiglu_row(float *o, const float *g, const float *u, int F)
 {
-    for (int f = 0; f < F; f++) o[f] = rd_cpu_exp(-g[f]);
-    for (int f = 0; f < F; f++) o[f] = g[f] / (1.0f + o[f]) * u[f];
+    for (int f = 0; f < F; f++)
+        o[f] = rd_cpu_exp(-g[f]);
+    for (int f = 0; f < F; f++)
+        o[f] = g[f] / (1.0f + o[f]) * u[f];
 }
 
 static rd_status cpu_swiglu(struct rd_backend *be, void *out_d, const void *gu_d, int T, int F)
 {
     float *out = out_d;
     const float *gu = gu_d;
-#pragma omp parallel for num_threads(team(be, (size_t)T * F, T))
+#pragma omp parallel for num_threads(team(be, (size_t)T *F, T))
     for (int t = 0; t < T; t++) {
         const float *g = gu + (size_t)t * 2 * F;
         swiglu_row(out + (size_t)t * F, g, g + F, F);
@@ -198,10 +207,7 @@ static rd_status cpu_matmul(struct rd_backend *be, void *y_d, const void *x_d, c
 /* ---- top-k ---- */
 
 /* true when (v, i) comes before (w, j): larger value first, then the smaller id */
-static int topk_before(float v, int i, float w, int j)
-{
-    return v > w || (v == w && i < j);
-}
+static int topk_before(float v, int i, float w, int j) { return v > w || (v == w && i < j); }
 
 /* Offers (v, i) to the sorted list val/id of *n <= k entries (best first). */
 static void topk_offer(float *val, int32_t *id, int *n, int k, float v, int i)
@@ -222,7 +228,8 @@ static void topk_offer(float *val, int32_t *id, int *n, int k, float v, int i)
 static int topk_range(const float *x, int c0, int c1, int k, float *val, int32_t *id)
 {
     int n = 0;
-    for (int i = c0; i < c1; i++) topk_offer(val, id, &n, k, isnan(x[i]) ? -INFINITY : x[i], i);
+    for (int i = c0; i < c1; i++)
+        topk_offer(val, id, &n, k, isnan(x[i]) ? -INFINITY : x[i], i);
     return n;
 }
 
@@ -248,15 +255,17 @@ static rd_status cpu_topk(struct rd_backend *be, float *vals_h, int32_t *ids_h,
     const float *x = logits_d;
     const int nt = impl->threads;
     if (T == 1 && nt > 1 && V >= TOPK_SPLIT_MIN) {
-        RD_TRY(rd_cpu_grow((void **)&impl->topk_vals, &impl->topk_n, (size_t)nt * k, sizeof(float)));
+        RD_TRY(
+            rd_cpu_grow((void **)&impl->topk_vals, &impl->topk_n, (size_t)nt * k, sizeof(float)));
         RD_TRY(rd_cpu_grow((void **)&impl->topk_ids, &impl->topk_ids_n, (size_t)nt * k,
                            sizeof(int32_t)));
         int counts[256];
         const int parts = nt < 256 ? nt : 256;
 #pragma omp parallel for num_threads(parts)
         for (int s = 0; s < parts; s++)
-            counts[s] = topk_range(x, (int)((int64_t)V * s / parts), (int)((int64_t)V * (s + 1) / parts),
-                                   k, impl->topk_vals + (size_t)s * k, impl->topk_ids + (size_t)s * k);
+            counts[s] =
+                topk_range(x, (int)((int64_t)V * s / parts), (int)((int64_t)V * (s + 1) / parts), k,
+                           impl->topk_vals + (size_t)s * k, impl->topk_ids + (size_t)s * k);
         int n = 0;
         for (int s = 0; s < parts; s++)
             for (int r = 0; r < counts[s]; r++)
@@ -265,7 +274,7 @@ static rd_status cpu_topk(struct rd_backend *be, float *vals_h, int32_t *ids_h,
         topk_finish(vals_h, ids_h, n, k, vocab_offset);
         return RD_OK;
     }
-#pragma omp parallel for num_threads(team(be, (size_t)T * V, T))
+#pragma omp parallel for num_threads(team(be, (size_t)T *V, T))
     for (int t = 0; t < T; t++) {
         float *val = vals_h + (size_t)t * k;
         int32_t *id = ids_h + (size_t)t * k;
@@ -280,7 +289,8 @@ static void cpu_destroy(struct rd_backend *be)
 {
     struct cpu_impl *impl = be->impl;
     if (impl) {
-        free(impl->scratch), free(impl->cs), free(impl->cs_pos), free(impl->tiles), free(impl->items);
+        free(impl->scratch), free(impl->cs), free(impl->cs_pos), free(impl->tiles),
+            free(impl->items);
         free(impl->topk_vals), free(impl->topk_ids);
     }
     free(impl);
@@ -330,12 +340,15 @@ int rd_backend_cpu_default_threads(int ranks_on_node, char *why, int why_len)
         }
     }
     const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    const int ranks = ranks_on_node > 0 ? ranks_on_node : 1, allowed = rd_backend_cpu_allowed_cpus();
+    const int ranks = ranks_on_node > 0 ? ranks_on_node : 1,
+              allowed = rd_backend_cpu_allowed_cpus();
     int n = (int)(cores > 0 ? cores : 1) / ranks;
     if (n < 1) n = 1;
     if (n > allowed) {
-        snprintf(why, (size_t)why_len, "%ld core(s) / %d rank(s) on the node, but this rank may "
-                 "run on only %d CPU(s)", cores, ranks, allowed);
+        snprintf(why, (size_t)why_len,
+                 "%ld core(s) / %d rank(s) on the node, but this rank may "
+                 "run on only %d CPU(s)",
+                 cores, ranks, allowed);
         return allowed > 0 ? allowed : 1;
     }
     snprintf(why, (size_t)why_len, "%ld core(s) / %d rank(s) on the node", cores, ranks);
@@ -368,8 +381,8 @@ rd_status rd_backend_cpu_create(const struct rd_backend_opts *opts, struct rd_ba
         return RD_ERR_OOM;
     }
     impl->blas = blas;
-    impl->threads = opts && opts->threads > 0 ? opts->threads
-                                              : rd_backend_cpu_default_threads(1, NULL, 0);
+    impl->threads =
+        opts && opts->threads > 0 ? opts->threads : rd_backend_cpu_default_threads(1, NULL, 0);
     rd_cpu_blas_threads(impl);
     be->ops = &k_cpu_ops;
     be->dtype = RD_DTYPE_F32;
