@@ -73,6 +73,8 @@ int main(void)
     /* flags */
     snprintf(args, sizeof args, "--config %s --checkpoint %s %s --temperature -1", g_cfg, g_h5, base);
     expect_error("bad flag value", 2, args, "--temperature");
+    snprintf(args, sizeof args, "--config %s --checkpoint %s %s --threads 0", g_cfg, g_h5, base);
+    expect_error("bad thread count", 2, args, "--threads");
     snprintf(args, sizeof args, "--config %s --checkpoint %s %s --frobnicate", g_cfg, g_h5, base);
     expect_error("unknown flag", 2, args, "--frobnicate");
     snprintf(args, sizeof args, "--config %s --checkpoint %s --prompt-ids 1,x", g_cfg, g_h5);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels/ops.h"
 #include "test_util.h"
@@ -101,6 +102,23 @@ static void test_backend(void)
     if (be) CHECK(be->dtype == RD_DTYPE_F32 && be->device == -1 && !strcmp(be->ops->name, "cpu"));
     rd_backend_free(be);
     rd_backend_free(NULL);
+
+    /* the default thread count: OMP_NUM_THREADS (of a nested list, the first level), else the
+     * node's cores shared by its ranks, at least one, within the CPUs the process may use */
+    char why[160], *saved = getenv("OMP_NUM_THREADS") ? strdup(getenv("OMP_NUM_THREADS")) : NULL;
+    setenv("OMP_NUM_THREADS", "3,1", 1);
+    CHECK(rd_backend_cpu_default_threads(4, why, sizeof why) == 3 && strstr(why, "OMP_NUM_THREADS"));
+    setenv("OMP_NUM_THREADS", "none", 1); /* not a number: ignored */
+    const int n1 = rd_backend_cpu_default_threads(1, why, sizeof why);
+    unsetenv("OMP_NUM_THREADS");
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const int allowed = rd_backend_cpu_allowed_cpus();
+    CHECK_MSG(n1 == (cores < allowed ? cores : allowed), "default threads %d (%s), %ld cores, %d "
+              "allowed", n1, why, cores, allowed);
+    CHECK(rd_backend_cpu_default_threads(1 << 20, why, sizeof why) == 1);
+    CHECK(rd_backend_cpu_default_threads(0, NULL, 0) == n1);
+    if (saved) setenv("OMP_NUM_THREADS", saved, 1);
+    free(saved);
 
     /* upload / download / zero / copy / free(NULL) */
     float src[10], dst[10];
