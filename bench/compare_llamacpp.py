@@ -87,6 +87,16 @@ def loadavg():
     return os.getloadavg()[0]
 
 
+def wait_for_quiet(args):
+    """With --max-load, waits (up to --max-wait seconds) until the 1-minute load average is at
+    most that: on a shared machine other work skews one side of a pair."""
+    if args.max_load is None:
+        return
+    t0 = time.time()
+    while loadavg() > args.max_load and time.time() - t0 < args.max_wait:
+        time.sleep(5)
+
+
 class Runner:
     def __init__(self, args):
         self.args = args
@@ -201,6 +211,10 @@ def main():
     ap.add_argument("--tests", default="tg128,pp512")
     ap.add_argument("--pairs", type=int, default=5, help="paired runs per row (default 5)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per run")
+    ap.add_argument("--max-load", type=float,
+                    help="before each pair, wait until the 1-minute load average is at most this")
+    ap.add_argument("--max-wait", type=int, default=300,
+                    help="seconds to wait for --max-load before running anyway (default 300)")
     ap.add_argument("--copy-mb", type=int, default=512,
                     help="bytes of the bandwidth floor's copy (default 512 MB, past the caches)")
     ap.add_argument("-J", "--json", help="write the rows as JSON")
@@ -232,6 +246,7 @@ def main():
                 ours, theirs, ratios, loads = [], [], [], []
                 for i in range(args.pairs):
                     first_ours = i % 2 == 0
+                    wait_for_quiet(args)
                     l0 = loadavg()
                     for side in ("ours", "theirs") if first_ours else ("theirs", "ours"):
                         if side == "ours":
