@@ -29,7 +29,7 @@
 
 #define ALIGN          64
 #define HUGE_MIN       ((size_t)4 << 20) /* buffers from this size on are offered huge pages */
-#define PAR_MIN        ((size_t)1 << 15) /* elements below which an elementwise op stays serial */
+#define PAR_MIN        ((size_t)1 << 17) /* elements below which an elementwise op stays serial */
 #define COPY_PAR_MIN   ((size_t)8 << 20) /* bytes from which a copy is split over the team */
 #define TOPK_SPLIT_MIN 8192              /* vocabulary from which one row's top-k is split */
 

@@ -151,7 +151,7 @@ static void ref_rmsnorm(double *out, const float *x, const float *w, int T, int 
 
 static void test_rmsnorm(void)
 {
-    static const int shapes[][2] = {{1, 1}, {1, 64}, {5, 37}, {3, 128}, {7, 1000}, {64, 768}};
+    static const int shapes[][2] = {{1, 1}, {1, 64}, {5, 37}, {3, 128}, {7, 1000}, {200, 768}};
     for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
         const int T = shapes[c][0], D = shapes[c][1];
         const float eps = c % 3 ? 1e-5f : 1e-6f;
@@ -262,7 +262,7 @@ static void test_matmul(void)
 
 static void test_swiglu(void)
 {
-    static const int shapes[][2] = {{1, 1}, {4, 13}, {3, 176}, {2, 1024}, {33, 1024}};
+    static const int shapes[][2] = {{1, 1}, {4, 13}, {3, 176}, {2, 1024}, {150, 1024}};
     for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
         const int T = shapes[c][0], F = shapes[c][1];
         float *gu = malloc(sizeof(float) * T * 2 * F), *out = malloc(sizeof(float) * T * F);
@@ -306,7 +306,7 @@ static void test_embed(void)
     g_be->ops->free(g_be, t_d), g_be->ops->free(g_be, i_d), g_be->ops->free(g_be, o_d);
 
     /* enough rows for the team */
-    enum { BV = 100, BD = 768, BT = 64 };
+    enum { BV = 100, BD = 768, BT = 200 };
     float *btab = malloc(sizeof(float) * BV * BD), *bout = malloc(sizeof(float) * BT * BD);
     int32_t bids[BT];
     fill(btab, (size_t)BV * BD, -1, 1);
