@@ -115,9 +115,9 @@ void rd_cpu_blas_describe(char *buf, size_t len)
              par >= 0 && par <= 2 ? k_par[par] : "?", b->get_corename(), g_core_from);
 }
 
-void rd_cpu_blas_threads(const struct cpu_impl *impl)
+void rd_cpu_blas_threads(int threads)
 {
-    if (omp_get_max_threads() != impl->threads) omp_set_num_threads(impl->threads);
+    if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
 }
 
 rd_status rd_cpu_grow(void **buf, size_t *cap, size_t n, size_t elem)

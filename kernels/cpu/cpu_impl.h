@@ -95,8 +95,9 @@ static inline float rd_cpu_exp(float x)
     return p * scale.f;
 }
 
-/* Makes the next BLAS call on this thread use the backend's thread count. */
-void rd_cpu_blas_threads(const struct cpu_impl *impl);
+/* Makes the next BLAS calls from this thread use that many threads (OpenBLAS's OpenMP build
+ * takes omp_get_max_threads()). */
+void rd_cpu_blas_threads(int threads);
 
 /* Grows *buf to at least n elements of size elem (never shrinks). */
 rd_status rd_cpu_grow(void **buf, size_t *cap, size_t n, size_t elem);

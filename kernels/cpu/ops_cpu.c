@@ -28,10 +28,11 @@
 #include "kernels/cpu/cpu_impl.h"
 
 #define ALIGN          64
-#define HUGE_MIN       ((size_t)4 << 20) /* buffers from this size on are offered huge pages */
-#define PAR_MIN        ((size_t)1 << 17) /* elements below which an elementwise op stays serial */
-#define COPY_PAR_MIN   ((size_t)8 << 20) /* bytes from which a copy is split over the team */
-#define TOPK_SPLIT_MIN 8192              /* vocabulary from which one row's top-k is split */
+#define HUGE_MIN       ((size_t)4 << 20)   /* buffers from this size on are offered huge pages */
+#define PAR_MIN        ((size_t)1 << 17)   /* elements below which an elementwise op stays serial */
+#define COPY_PAR_MIN   ((size_t)8 << 20)   /* bytes from which a copy is split over the team */
+#define TOPK_SPLIT_MIN 8192                /* vocabulary from which one row's top-k is split */
+#define GEMM_PAR_MIN   ((double)(1 << 24)) /* multiply-adds from which BLAS gets the team */
 
 /* ---- memory ---- */
 
@@ -206,7 +207,8 @@ static rd_status cpu_matmul(struct rd_backend *be, void *y_d, const void *x_d, c
         rd_cpu_gemv(impl, y_d, w_d, x_d, N, K);
         return RD_OK;
     }
-    rd_cpu_blas_threads(impl);
+    /* a small GEMM (a tiny model's) on one thread: the team's fork and join cost more */
+    rd_cpu_blas_threads((double)T * N * K >= GEMM_PAR_MIN ? impl->threads : 1);
     impl->blas->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, x_d, K, w_d, K, 0.0f,
                       y_d, N);
     return RD_OK;
@@ -391,7 +393,7 @@ rd_status rd_backend_cpu_create(const struct rd_backend_opts *opts, struct rd_ba
     impl->blas = blas;
     impl->threads =
         opts && opts->threads > 0 ? opts->threads : rd_backend_cpu_default_threads(1, NULL, 0);
-    rd_cpu_blas_threads(impl);
+    rd_cpu_blas_threads(impl->threads);
     be->ops = &k_cpu_ops;
     be->dtype = RD_DTYPE_F32;
     be->device = -1;
