@@ -87,14 +87,31 @@ def loadavg():
     return os.getloadavg()[0]
 
 
+def cpu_busy(seconds=1.0):
+    """Share of the machine's CPU time spent busy over the next `seconds` (from /proc/stat);
+    between runs of ours, that is other people's work."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)  # idle + iowait, total
+    i0, t0 = sample()
+    time.sleep(seconds)
+    i1, t1 = sample()
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
 def wait_for_quiet(args):
-    """With --max-load, waits (up to --max-wait seconds) until the 1-minute load average is at
-    most that: on a shared machine other work skews one side of a pair."""
-    if args.max_load is None:
+    """With --max-load / --max-busy, waits (up to --max-wait seconds) until the 1-minute load
+    average / the busy share of the CPUs over one second is at most that: on a shared machine
+    other work skews one side of a pair."""
+    if args.max_load is None and args.max_busy is None:
         return
     t0 = time.time()
-    while loadavg() > args.max_load and time.time() - t0 < args.max_wait:
-        time.sleep(5)
+    while time.time() - t0 < args.max_wait:
+        if (args.max_load is None or loadavg() <= args.max_load) and \
+                (args.max_busy is None or cpu_busy() <= args.max_busy):
+            return
+        time.sleep(2)
 
 
 class Runner:
@@ -213,8 +230,12 @@ def main():
     ap.add_argument("--timeout", type=int, default=600, help="seconds per run")
     ap.add_argument("--max-load", type=float,
                     help="before each pair, wait until the 1-minute load average is at most this")
+    ap.add_argument("--max-busy", type=float,
+                    help="before each pair, wait until at most this share of the CPUs was busy "
+                         "over one second (e.g. 0.2)")
     ap.add_argument("--max-wait", type=int, default=300,
-                    help="seconds to wait for --max-load before running anyway (default 300)")
+                    help="seconds to wait for --max-load / --max-busy before running anyway "
+                         "(default 300)")
     ap.add_argument("--copy-mb", type=int, default=512,
                     help="bytes of the bandwidth floor's copy (default 512 MB, past the caches)")
     ap.add_argument("-J", "--json", help="write the rows as JSON")
@@ -243,10 +264,11 @@ def main():
         for ranks, threads in configs:
             total = ranks * threads
             for test in tests:
-                ours, theirs, ratios, loads = [], [], [], []
+                ours, theirs, ratios, loads, busy = [], [], [], [], []
                 for i in range(args.pairs):
                     first_ours = i % 2 == 0
                     wait_for_quiet(args)
+                    busy.append(cpu_busy(0.5))
                     l0 = loadavg()
                     for side in ("ours", "theirs") if first_ours else ("theirs", "ours"):
                         if side == "ours":
@@ -258,7 +280,8 @@ def main():
                         ratios.append(ours[-1] / theirs[-1])
                 row = {"model": name, "test": test, "ranks": ranks, "threads": threads,
                        "ropedist_tps": statistics.median(ours), "ropedist_all": ours,
-                       "load_min": min(loads), "load_max": max(loads)}
+                       "load_min": min(loads), "load_max": max(loads),
+                       "busy_min": min(busy), "busy_max": max(busy)}
                 if ratios:
                     row.update(llama_tps=statistics.median(theirs), llama_all=theirs,
                                ratio=statistics.median(ratios), ratio_min=min(ratios),
@@ -278,8 +301,9 @@ def main():
         print(f"# floors at {t} thread(s): copy {gbs:.1f} GB/s (read+write counted), "
               f"GEMM {gf:.0f} GFLOP/s (n=1024)")
     print("| model | test | ropedist ranks x threads | ropedist tok/s | llama.cpp tok/s "
-          "(-t) | ratio median | ratio min-max | decode of copy floor | load avg |")
-    print("| --- | --- | --- | ---: | ---: | ---: | --- | ---: | --- |")
+          "(-t) | ratio median | ratio min-max | decode of copy floor | load avg | CPUs busy "
+          "before |")
+    print("| --- | --- | --- | ---: | ---: | ---: | --- | ---: | --- | --- |")
     for r in rows:
         llama = (f"{r['llama_tps']:.1f} ({r['ranks'] * r['threads']})" if "llama_tps" in r
                  else "-")
@@ -288,8 +312,11 @@ def main():
         floor = f"{100 * r['of_floor']:.0f} %" if "of_floor" in r else "-"
         print(f"| {r['model']} | {r['test']} | {r['ranks']} x {r['threads']} | "
               f"{r['ropedist_tps']:.1f} | {llama} | {ratio} | {rng} | {floor} | "
-              f"{r['load_min']:.2f}-{r['load_max']:.2f} |")
-    print("# decode of copy floor: measured tok/s / (copy GB/s / weight bytes per token)")
+              f"{r['load_min']:.2f}-{r['load_max']:.2f} | "
+              f"{100 * r['busy_min']:.0f}-{100 * r['busy_max']:.0f} % |")
+    print("# decode of copy floor: measured tok/s / (copy GB/s / weight bytes per token); "
+          "load avg: 1-minute, around the pairs; CPUs busy: the machine's busy share over the "
+          "half second before each pair (other work)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"llama_bench": args.llama_bench, "pairs": args.pairs,
