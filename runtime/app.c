@@ -28,6 +28,7 @@
 #include "runtime/model.h"
 #include "runtime/prompts.h"
 #include "runtime/sampler.h"
+#include "runtime/serve.h"
 #include "runtime/tokenizer.h"
 #include "runtime/weights.h"
 
@@ -452,6 +453,19 @@ int rd_app_main(int argc, char **argv)
     }
 
     /* 5. serving, or generation */
+    if (A.args.serve) {
+        struct rd_serve_setup ss = {.world = &A.world, .args = &A.args, .cfg = &A.cfg,
+                                    .model = &A.model, .tok = A.tok,
+                                    .tokenizer_path = A.tokenizer_path,
+                                    .model_name = A.args.model_name};
+        char name[256];
+        if (!ss.model_name) {
+            rd_app_model_name(A.args.config, name, sizeof name);
+            ss.model_name = name;
+        }
+        code = rd_serve_run(&ss);
+        goto out;
+    }
     if (A.use_engine) {
         st = rd_app_run_engine(&A);
         if (st != RD_OK) {
