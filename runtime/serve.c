@@ -306,23 +306,30 @@ char *rd_serve_metrics_text(struct rd_serve *sv)
 
 /* ---- start-up ---- */
 
-/* tokenizer_config.json beside the tokenizer (or the config) */
+/* tokenizer_config.json beside the tokenizer, else beside the config */
 static void load_chat_template(struct rd_serve *sv)
 {
     const struct rd_serve_setup *s = sv->setup;
-    char path[4096];
-    const char *base = s->tokenizer_path && *s->tokenizer_path ? s->tokenizer_path : s->args->config;
-    snprintf(path, sizeof path, "%s", base);
-    char *slash = strrchr(path, '/');
-    if (slash) snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "tokenizer_config.json");
-    else snprintf(path, sizeof path, "tokenizer_config.json");
-    char why[200];
-    rd_status st = rd_chat_template_load(path, &sv->chat, why, sizeof why);
-    if (st == RD_OK) {
-        RD_LOG_INFO("chat template: %s (%s)", rd_chat_style_name(sv->chat.style), path);
+    const char *bases[2] = {s->tokenizer_path, s->args->config};
+    char path[4096], why[200] = "no tokenizer_config.json beside the tokenizer or the config";
+    for (int i = 0; i < 2; i++) {
+        if (!bases[i] || !*bases[i]) continue;
+        snprintf(path, sizeof path, "%s", bases[i]);
+        char *slash = strrchr(path, '/');
+        if (slash) snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "tokenizer_config.json");
+        else snprintf(path, sizeof path, "tokenizer_config.json");
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        fclose(f);
+        if (rd_chat_template_load(path, &sv->chat, why, sizeof why) == RD_OK) {
+            RD_LOG_INFO("chat template: %s (%s)", rd_chat_style_name(sv->chat.style), path);
+            return;
+        }
+        snprintf(sv->chat_why, sizeof sv->chat_why, "%.300s: %.200s", path, why);
+        RD_LOG_WARN("chat completions unavailable: %s (completions still work)", sv->chat_why);
         return;
     }
-    snprintf(sv->chat_why, sizeof sv->chat_why, "%.300s: %.200s", path, why);
+    snprintf(sv->chat_why, sizeof sv->chat_why, "%s", why);
     RD_LOG_WARN("chat completions unavailable: %s (completions still work)", sv->chat_why);
 }
 
