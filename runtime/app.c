@@ -483,6 +483,7 @@ int rd_app_main(int argc, char **argv)
         struct rd_gen_result r;
         /* every prompt samples from the same seed, batched or not */
         if (rank == 0) rd_sampler_reseed(&A.sampler, A.args.seed);
+        go.max_new_tokens = A.prompts.max_new[i] >= 0 ? A.prompts.max_new[i] : A.args.max_new_tokens;
         if (rank == 0 && A.stream) {
             /* the prompt goes through the same stream, so the decoder sees the whole sequence
              * (SentencePiece strips only the very first space) and the text reads on */

@@ -223,6 +223,7 @@ rd_status rd_app_run_engine(struct app *A)
         char why[256];
         for (int i = 0; i < n && st == RD_OK; i++) {
             qs[i] = (struct offline_seq){.ord = &ord, .index = i};
+            p.max_tokens = A->prompts.max_new[i] >= 0 ? A->prompts.max_new[i] : A->args.max_new_tokens;
             st = rd_engine_submit(e, A->prompts.ids[i], A->prompts.len[i], &p, &qs[i], NULL, why,
                                   sizeof why);
             if (st != RD_OK) RD_LOG_ERROR("prompt %d: %s", i + 1, why);

@@ -47,6 +47,7 @@ struct conn {
     long long created;
     struct text t;
     int seen;          /* tokens of q taken */
+    int took;          /* tokens taken by the last pull */
     bool first_chunk, over;
     char *pending;     /* SSE bytes not yet handed to MHD */
     size_t pend_n, pend_off;
@@ -223,6 +224,7 @@ static bool pull(struct conn *cn, bool *finished)
     while (cn->seen < q->n_toks && n < BATCH) got[n++] = q->toks[cn->seen++];
     *finished = q->finished && cn->seen == q->n_toks;
     pthread_mutex_unlock(&q->mu);
+    cn->took = n;
     for (int i = 0; i < n; i++)
         if (!take_token(cn, &got[i])) {
             atomic_store(&q->cancel, true);
@@ -292,7 +294,9 @@ static bool produce(struct conn *cn)
         while (upto > t->emitted && upto < t->n && ((unsigned char)t->s[upto] & 0xc0) == 0x80) upto--;
         if (upto < t->emitted) upto = t->emitted;
         const bool done = finished || t->stopped;
-        if (upto > t->emitted || cn->first_chunk || t->n_lp) {
+        /* one chunk per batch of tokens, even when they add no text yet (a token held back, or
+         * one without text): clients see every step's progress */
+        if (upto > t->emitted || cn->first_chunk || t->n_lp || (cn->took && !done)) {
             json_t *lp = take_logprobs(cn, t->emitted);
             parts[np++] = rd_api_chunk(cn->req.chat, cn->id, cn->created, s->model_name,
                                        t->s ? t->s + t->emitted : "", upto - t->emitted,
