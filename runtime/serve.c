@@ -18,6 +18,7 @@
 #include "parallel/watchdog.h"
 #include "runtime/generate.h"
 #include "runtime/serve_impl.h"
+#include "runtime/tokenizer.h"
 
 static const double k_step_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 static const double k_ttft_le[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
@@ -219,6 +220,67 @@ static void main_loop(struct rd_serve *sv, bool verbose, int drain_timeout_s)
         }
     }
     g_loop = NULL;
+}
+
+/* ---- prompts ---- */
+
+const char *rd_serve_prompt_ids(struct rd_serve *sv, struct rd_api_req *r, int32_t **ids, int *n,
+                                char *msg, size_t msg_len)
+{
+    const struct rd_serve_setup *s = sv->setup;
+    *ids = NULL;
+    *n = 0;
+    if (r->chat) {
+        if (sv->chat.style == RD_CHAT_UNKNOWN) {
+            snprintf(msg, msg_len, "chat completions are unavailable: the model's chat template "
+                     "is not one ropedist renders (%.300s); use /v1/completions", sv->chat_why);
+            return msg;
+        }
+        if (!s->tok) return "chat completions need a tokenizer";
+        char *text = NULL, why[256];
+        if (rd_chat_render(&sv->chat, r->msgs, r->n_msgs, true, &text, why, sizeof why) != RD_OK) {
+            snprintf(msg, msg_len, "the chat template refuses the conversation: %s", why);
+            return msg;
+        }
+        rd_status st = rd_tokenizer_encode(s->tok, text, strlen(text), false, ids, n);
+        free(text);
+        if (st != RD_OK) return "the messages are not valid UTF-8";
+    } else if (r->prompt_text) {
+        if (!s->tok) return "text prompts need a tokenizer; give token ids";
+        if (!*r->prompt_text) { /* "" means BOS only, as on the command line */
+            int32_t bos = rd_tokenizer_bos(s->tok);
+            if (bos < 0) bos = s->cfg->bos_token_id;
+            if (bos < 0) return "an empty prompt means BOS only, but the model has no BOS token";
+            if (!(*ids = malloc(sizeof(int32_t)))) return "out of memory";
+            (*ids)[0] = bos;
+            *n = 1;
+        } else if (rd_tokenizer_encode(s->tok, r->prompt_text, strlen(r->prompt_text), true, ids,
+                                       n) != RD_OK) {
+            return "the prompt is not valid UTF-8";
+        }
+    } else {
+        *ids = r->prompt_ids;
+        *n = r->n_prompt_ids;
+        r->prompt_ids = NULL;
+        for (int i = 0; i < *n; i++)
+            if ((*ids)[i] >= s->cfg->vocab_size) {
+                snprintf(msg, msg_len, "prompt token id %d is out of range: the vocabulary has %d "
+                         "tokens", (*ids)[i], s->cfg->vocab_size);
+                return msg;
+            }
+    }
+    if (*n < 1) return "the prompt is empty";
+    if (*n > sv->max_ctx) {
+        snprintf(msg, msg_len, "This model's maximum context length is %d tokens. However, your "
+                 "prompt has %d tokens.", sv->max_ctx, *n);
+        return msg;
+    }
+    if (*n > sv->pool_tokens) {
+        snprintf(msg, msg_len, "the prompt has %d tokens but the KV cache holds %d", *n,
+                 sv->pool_tokens);
+        return msg;
+    }
+    return NULL;
 }
 
 /* ---- metrics ---- */

@@ -83,5 +83,9 @@ void rd_serve_enqueue(struct rd_serve *sv, struct rd_sreq *q);
 void rd_sreq_unref(struct rd_sreq *q);
 void rd_serve_count_http(struct rd_serve *sv, int status);
 char *rd_serve_metrics_text(struct rd_serve *sv);
+/* The prompt ids of a parsed request (tokenized, or rendered with the chat template first) into
+ * *ids (malloc'd); NULL, or the message of a 400 (msg may hold it). */
+const char *rd_serve_prompt_ids(struct rd_serve *sv, struct rd_api_req *r, int32_t **ids, int *n,
+                                char *msg, size_t msg_len);
 
 #endif
