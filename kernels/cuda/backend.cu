@@ -33,6 +33,13 @@ static rd_status cuda_alloc(struct rd_backend *be, size_t bytes, void **p_d)
     return RD_ERR_CUDA;
 }
 
+static rd_status cuda_mem_info(struct rd_backend *be, size_t *free_bytes, size_t *total_bytes)
+{
+    (void)be;
+    RD_CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+    return RD_OK;
+}
+
 static void cuda_free(struct rd_backend *be, void *p_d)
 {
     (void)be;
@@ -237,6 +244,7 @@ static const struct rd_ops k_cuda_ops = {
     /* .graph_end = */ cuda_graph_end,
     /* .graph_launch = */ cuda_graph_launch,
     /* .graph_free = */ cuda_graph_free,
+    /* .mem_info = */ cuda_mem_info,
 };
 
 extern "C" int rd_backend_cuda_device_count(void)
