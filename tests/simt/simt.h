@@ -222,21 +222,18 @@ static constexpr int warpSize = 32;
 
 template <class T> static inline T simt_atomic_fetch_op(T *p, T v, int op)
 {
-    if constexpr (std::is_floating_point<T>::value) {
-        T old = __atomic_load_n(p, __ATOMIC_RELAXED), nv;
-        do {
-            nv = op == 0 ? old + v : op == 1 ? (v < old ? v : old) : (v > old ? v : old);
-        } while (!__atomic_compare_exchange_n(p, &old, nv, true, __ATOMIC_SEQ_CST,
-                                              __ATOMIC_RELAXED));
-        return old;
-    } else {
-        T old = __atomic_load_n(p, __ATOMIC_RELAXED), nv;
-        do {
-            nv = op == 0 ? (T)(old + v) : op == 1 ? (v < old ? v : old) : (v > old ? v : old);
-        } while (!__atomic_compare_exchange_n(p, &old, nv, true, __ATOMIC_SEQ_CST,
-                                              __ATOMIC_RELAXED));
-        return old;
-    }
+    /* a compare-and-swap loop on the bits, which also serves float and double */
+    typedef typename std::conditional<sizeof(T) == 8, unsigned long long, unsigned>::type bits_t;
+    static_assert(sizeof(T) == sizeof(bits_t), "atomics on 4- and 8-byte types");
+    bits_t *pb = reinterpret_cast<bits_t *>(p);
+    bits_t ob = __atomic_load_n(pb, __ATOMIC_RELAXED), nb;
+    T old;
+    do {
+        memcpy(&old, &ob, sizeof old);
+        T nv = op == 0 ? (T)(old + v) : op == 1 ? (v < old ? v : old) : (v > old ? v : old);
+        memcpy(&nb, &nv, sizeof nb);
+    } while (!__atomic_compare_exchange_n(pb, &ob, nb, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+    return old;
 }
 template <class T> static inline T atomicAdd(T *p, T v) { return simt_atomic_fetch_op(p, v, 0); }
 template <class T> static inline T atomicSub(T *p, T v)

@@ -373,19 +373,21 @@ void fiber_prepare(worker *w, fiber *f)
 
 void fiber_alloc(fiber *f)
 {
-    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), guard = 4 * page;
     const size_t stack = (config().stack_bytes + page - 1) / page * page;
     if (f->mem && f->stack_bytes == stack) return;
-    f->mem_bytes = stack + page;
+    f->mem_bytes = stack + guard;
     void *m = mmap(nullptr, f->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
     if (m == MAP_FAILED) {
         report("cannot map %zu bytes for a CUDA thread's stack", f->mem_bytes);
         abort();
     }
-    mprotect(m, page, PROT_NONE); /* overflow hits the guard page: a SIGSEGV we name */
+    /* overflow hits the guard pages (kernels are compiled with -fstack-clash-protection, so no
+     * frame jumps over them): a SIGSEGV the handler names */
+    mprotect(m, guard, PROT_NONE);
     f->mem = (char *)m;
-    f->stack_lo = f->mem + page;
+    f->stack_lo = f->mem + guard;
     f->stack_bytes = stack;
 }
 
