@@ -89,7 +89,7 @@ void rd_cli_usage(FILE *f)
         "                         signal ends at once)\n"
         "\n"
         "environment: RD_LOG_LEVEL=debug|info|warn|error, RD_DEBUG_SYNC=1 (cuda: sync after each op),\n"
-        "  RD_CUDA_GRAPHS=1 (cuda: replay decode steps as CUDA graphs; opt-in), RD_WATCHDOG=0,\n"
+        "  RD_CUDA_GRAPHS=0 (cuda: run decode steps eagerly, not as CUDA graphs), RD_WATCHDOG=0,\n"
         "  RD_API_KEY (serve: the API key when --api-key is not given)\n",
         f);
 }

@@ -255,15 +255,15 @@ rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
     RD_TRY_GOTO(read_block(&L, head, V, D, shard->v0, shard->v_local, 0, D, L.stage), st, done);
     RD_TRY_GOTO(upload(&L, &m->lm_head_d, L.stage, (size_t)shard->v_local * D), st, done);
     m->file_bytes = src->bytes_read ? src->bytes_read(src->ctx) : 0;
-    if (rd_env_int("RD_CUDA_GRAPHS", 0)) {
-        m->use_graphs = be->ops->graph_begin && be->ops->graph_end && be->ops->graph_launch &&
-                        be->ops->graph_free;
-        if (m->use_graphs)
-            RD_LOG_INFO("RD_CUDA_GRAPHS=1: decode steps (up to %d tokens) replay graphs",
-                        RD_MODEL_GRAPH_MAX_T);
-        else
-            RD_LOG_INFO("RD_CUDA_GRAPHS=1: the %s backend has no graphs; running eagerly",
-                        be->ops->name);
+    const bool has_graphs = be->ops->graph_begin && be->ops->graph_end &&
+                            be->ops->graph_launch && be->ops->graph_free;
+    if (has_graphs) {
+        m->use_graphs = rd_env_int("RD_CUDA_GRAPHS", 1) != 0;
+        RD_LOG_INFO(m->use_graphs ? "decode steps (up to %d tokens) replay %s graphs "
+                                    "(RD_CUDA_GRAPHS=0 runs them eagerly)"
+                                  : "decode steps (up to %d tokens) run eagerly on %s "
+                                    "(RD_CUDA_GRAPHS=0)",
+                    RD_MODEL_GRAPH_MAX_T, be->ops->name);
     }
     st = alloc_runtime(m);
     if (st != RD_OK && !err[0])

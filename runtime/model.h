@@ -10,7 +10,7 @@
  * Everything is allocated once by rd_model_init from the config and the limits (max tokens
  * per call, sequence slots, context per sequence); the forward pass never allocates.
  *
- * Graphs (opt-in: RD_CUDA_GRAPHS=1, on a backend with graph ops, i.e. cuda, and no on_op hook
+ * Graphs (on a backend with graph ops, i.e. cuda, unless RD_CUDA_GRAPHS=0, and no on_op hook
  * set): a decode-shaped call (1 <= T <= RD_MODEL_GRAPH_MAX_T tokens, all of them wanted,
  * n_out == T) uploads its batch arrays as usual, then replays a graph of the layer loop and
  * the LM head recorded for its shape instead of enqueueing the ops one by one. The shape is
@@ -141,7 +141,7 @@ struct rd_model {
     void *on_op_ctx;
 
     /* graphs of decode-shaped calls (see above); use_graphs is set by rd_model_init from
-     * RD_CUDA_GRAPHS=1 when the backend has graph ops, and may be cleared by the caller */
+     * the backend's graph ops (unless RD_CUDA_GRAPHS=0), and may be cleared by the caller */
     bool use_graphs;
     int n_graphs;
     struct rd_model_graph graphs[RD_MODEL_GRAPHS];

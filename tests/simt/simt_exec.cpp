@@ -70,8 +70,9 @@
 /* ---- context switch ---- */
 
 #if defined(__x86_64__)
-/* simt_switch(save, load): saves the callee-saved registers and the SSE/x87 control words on
- * the current stack, stores the stack pointer in *save, continues on load. simt_fiber_start
+/* simt_switch(save, load): saves the callee-saved registers on the current stack, stores the
+ * stack pointer in *save, continues on load. The SSE/x87 control words are not switched: every
+ * fiber runs with the thread's rounding mode, and kernels do not change it. simt_fiber_start
  * is where a fresh fiber begins: it calls r13(r12) and never returns. */
 extern "C" void simt_switch(void **save, void *load);
 extern "C" void simt_fiber_start(void);
@@ -89,14 +90,8 @@ simt_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $16, %rsp
-    stmxcsr 8(%rsp)
-    fnstcw 12(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr 8(%rsp)
-    fldcw 12(%rsp)
-    addq $16, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -339,18 +334,13 @@ void fiber_prepare(worker *w, fiber *f)
 {
     uintptr_t top = ((uintptr_t)(f->stack_lo + f->stack_bytes)) & ~(uintptr_t)15;
     uint64_t *ret_slot = (uint64_t *)(top - 8); /* 8 mod 16: rsp at the stub is 16-aligned */
-    uint64_t *sp = ret_slot - 8;
-    memset(sp, 0, 8 * sizeof(uint64_t));
-    uint32_t mxcsr = 0x1f80;
-    uint16_t fpucw = 0x037f;
-    memcpy((char *)sp + 8, &mxcsr, 4);
-    memcpy((char *)sp + 12, &fpucw, 2);
-    sp[2] = 0;                            /* r15 */
-    sp[3] = 0;                            /* r14 */
-    sp[4] = (uint64_t)(uintptr_t)&fiber_main; /* r13: what the stub calls */
-    sp[5] = (uint64_t)(uintptr_t)w;       /* r12: its argument */
-    sp[6] = 0;                            /* rbx */
-    sp[7] = 0;                            /* rbp: ends frame-pointer unwinding */
+    uint64_t *sp = ret_slot - 6;               /* r15 r14 r13 r12 rbx rbp, as simt_switch pops */
+    sp[0] = 0;                                 /* r15 */
+    sp[1] = 0;                                 /* r14 */
+    sp[2] = (uint64_t)(uintptr_t)&fiber_main;  /* r13: what the stub calls */
+    sp[3] = (uint64_t)(uintptr_t)w;            /* r12: its argument */
+    sp[4] = 0;                                 /* rbx */
+    sp[5] = 0;                                 /* rbp: ends frame-pointer unwinding */
     *ret_slot = (uint64_t)(uintptr_t)&simt_fiber_start;
     f->sp = sp;
 }
@@ -914,7 +904,7 @@ int sync_threads(int kind, int pred, const char *file, int line)
     if (b.bar_waiting == 0) {
         b.bar_file = file, b.bar_line = line, b.bar_kind = kind;
         b.bar_acc = kind == 2 ? 1 : 0;
-    } else if (b.bar_line != line || strcmp(b.bar_file, file) != 0) {
+    } else if (b.bar_line != line || (b.bar_file != file && strcmp(b.bar_file, file) != 0)) {
         fault(w, f,
               "reaches __syncthreads at %s:%d while %d threads of the block wait at the one at "
               "%s:%d (a barrier that not every thread reaches)",
@@ -962,8 +952,9 @@ void warp_coll(int op, unsigned mask, const void *in, void *out, int size, int a
     for (group &x : pend)
         if (x.mask & mask) g = &x;
     if (g) {
-        if (g->mask != mask || g->op != op || g->line != line || strcmp(g->file, file) != 0 ||
-            g->size != size || g->width != width)
+        if (g->mask != mask || g->op != op || g->line != line ||
+            (g->file != file && strcmp(g->file, file) != 0) || g->size != size ||
+            g->width != width)
             fault(w, f,
                   "reaches %s (%s:%d, mask 0x%08x) while lanes 0x%08x of its warp wait at %s "
                   "(%s:%d, mask 0x%08x): a warp collective under divergence",
