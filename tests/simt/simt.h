@@ -190,6 +190,8 @@ inline launcher<P...> make_launcher(const char *name, void (*fn)(P...), dim3 gri
                           (smem), (stream))
 #define RD_DYN_SMEM(T, name) T *name = static_cast<T *>(::simt::dyn_smem())
 
+#include "simt_wmma.h" /* nvcuda::wmma and cp.async */
+
 #define threadIdx (::simt::self()->tid)
 #define blockIdx (::simt::self()->bid)
 #define blockDim (::simt::self()->bdim)

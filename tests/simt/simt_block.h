@@ -22,6 +22,14 @@ namespace detail {
 
 enum fstate { F_RUN, F_BAR, F_WARP, F_DONE };
 
+/* a cp.async copy that has not landed yet (simt_wmma.cpp) */
+struct async_rec {
+    void *dst;
+    const void *src;
+    unsigned size, zfill;
+    unsigned long long batch; /* commit group */
+};
+
 struct fiber {
     void *sp = nullptr;
     char *mem = nullptr; /* mapping: guard page, then the stack */
@@ -40,6 +48,9 @@ struct fiber {
     const void *cin = nullptr;
     void *cout = nullptr;
     int carg = 0;
+    /* cp.async copies queued by this thread, and the commit group being filled */
+    std::vector<async_rec> async_q;
+    unsigned long long async_batch = 0;
 };
 
 struct group {
@@ -100,6 +111,11 @@ const char *op_name(int op);
  * fault; a barrier may now be complete), and the fault for a block where no thread can run */
 void on_thread_exit(worker *w, fiber *f);
 void describe_deadlock(worker *w);
+
+/* simt_exec.cpp: [p, p + n) lies in the shared memory (static or dynamic) of the block being
+ * run; simt_wmma.cpp: every queued cp.async copy of the thread lands */
+bool in_block_shared(worker *w, const void *p, size_t n);
+void land_all(fiber *f);
 
 } /* namespace detail */
 } /* namespace simt */

@@ -446,6 +446,19 @@ void poison_static_shared(worker *w, const void *fn)
     memset(blk, k_poison, m.size);
 }
 
+bool in_block_shared(worker *w, const void *p, size_t n)
+{
+    const char *c = (const char *)p;
+    const block_state &b = w->blk;
+    if (b.smem && c >= b.smem && c + n <= b.smem + b.smem_bytes) return true;
+    if (!w->L) return false;
+    const tls_module &m = module_of(w->L->fn);
+    auto it = w->tls_blocks.find(m.handle);
+    if (!m.size || it == w->tls_blocks.end() || !it->second) return false;
+    const char *lo = (const char *)it->second;
+    return c >= lo && c + n <= lo + m.size;
+}
+
 /* ---- SIGSEGV inside a kernel ---- */
 
 struct sigaction g_old_segv, g_old_bus;
@@ -551,6 +564,8 @@ void run_block(worker *w, const launch_desc &L, unsigned long long blin)
         f.lin = i, f.lane = i & 31, f.warp = i >> 5;
         f.st = F_RUN;
         f.asan_fake = nullptr;
+        f.async_q.clear();
+        f.async_batch = 0;
         fiber_prepare(w, &f);
     }
 

@@ -26,6 +26,7 @@ void release_barrier(block_state &b, std::vector<fiber> &fibers)
 void on_thread_exit(worker *w, fiber *f)
 {
     block_state &b = w->blk;
+    land_all(f); /* copies still in flight land as the thread ends */
     f->st = F_DONE;
     b.live--;
     b.exited[f->warp] |= 1u << f->lane;

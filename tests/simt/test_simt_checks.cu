@@ -13,7 +13,8 @@
  * dynamic shared write, a shuffle under divergence, a shuffle reading a lane outside its mask,
  * a barrier not every thread reaches, a launch over 48 KB of dynamic shared memory without the
  * opt-in, a block of 1025 threads, a grid y of 65536, a cudaMalloc while a stream is being
- * captured, and a CUDA thread overflowing its stack. */
+ * captured, and a CUDA thread overflowing its stack. The warp matrix functions and cp.async
+ * are checked in checks_wmma.cu. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,35 +28,9 @@
 
 #include <string>
 
-static int g_checks, g_failed;
+#include "simt_checks.h"
 
-#define EXPECT(cond, ...)                                                                      \
-    do {                                                                                       \
-        g_checks++;                                                                            \
-        if (!(cond)) {                                                                         \
-            g_failed++;                                                                        \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                               \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fprintf(stderr, "\n");                                                             \
-        }                                                                                      \
-    } while (0)
-
-template <class T> static T *dev(size_t n)
-{
-    void *p = nullptr;
-    if (cudaMalloc(&p, n * sizeof(T)) != cudaSuccess) abort();
-    return (T *)p;
-}
-
-template <class T> static void down(T *h, const T *d, size_t n)
-{
-    if (cudaMemcpy(h, d, n * sizeof(T), cudaMemcpyDeviceToHost) != cudaSuccess) abort();
-}
-
-template <class T> static void up(T *d, const T *h, size_t n)
-{
-    if (cudaMemcpy(d, h, n * sizeof(T), cudaMemcpyHostToDevice) != cudaSuccess) abort();
-}
+int g_checks, g_failed;
 
 /* ---- correct kernels ---- */
 
@@ -353,38 +328,6 @@ static void check_correct()
 
 /* ---- planted bugs: each in a child process ---- */
 
-struct outcome {
-    int status;
-    std::string err;
-};
-
-/* runs body in a child with stderr captured */
-static outcome in_child(void (*body)())
-{
-    int fd[2];
-    if (pipe(fd)) abort();
-    fflush(stdout), fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 2);
-        close(fd[0]);
-        body();
-        fflush(stderr);
-        _exit(0);
-    }
-    close(fd[1]);
-    outcome o;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd[0], buf, sizeof buf)) > 0) o.err.append(buf, (size_t)n);
-    close(fd[0]);
-    waitpid(pid, &o.status, 0);
-    return o;
-}
-
-static bool aborted(const outcome &o) { return WIFSIGNALED(o.status); }
-static bool says(const outcome &o, const char *s) { return o.err.find(s) != std::string::npos; }
-
 static float g_res[64];
 
 static void run_missing_barrier()
@@ -540,8 +483,10 @@ int main(int argc, char **argv)
 {
     setenv("RD_SIMT_FAULT", "abort", 1);
     check_planted(); /* before MPI_Init: the children are forked */
+    check_wmma_planted();
     MPI_Init(&argc, &argv);
     check_correct();
+    check_wmma_correct();
     printf("test_simt_checks: %d checks, %d failed\n", g_checks, g_failed);
     MPI_Finalize();
     return g_failed ? 1 : 0;
