@@ -260,7 +260,7 @@ static cudaError_t launch_prefill_t(const prefill_params &pp, int dpl, dim3 grid
     return cudaSuccess;
 }
 
-rd_status rd_attn_prefill(struct rd_backend *be, const rd_attn_params &p)
+rd_status rd_attn_prefill(struct rd_backend *be, const rd_attn_params &p, bool tensor_cores)
 {
     struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
     const size_t es = rd_dtype_size(be->dtype);
@@ -277,6 +277,7 @@ rd_status rd_attn_prefill(struct rd_backend *be, const rd_attn_params &p)
     RD_DISPATCH_DTYPE(be->dtype, T,
         RD_LAUNCH((unsigned)p.T, store_threads, 0, impl->stream, attn_kv_store_kernel<T>)(p))
     RD_TRY(rd_cuda_after_launch(be, "rope_attention (kv store)"));
+    if (tensor_cores && rd_attn_prefill_mma_ok(be, p)) return rd_attn_prefill_mma(be, p);
 
     const int G = p.H / p.Hkv;
     const long rows = (long)p.T * G;
