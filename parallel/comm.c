@@ -49,6 +49,15 @@ rd_status rd_comm_allreduce_sum(struct rd_comm *c, void *buf_d, size_t n)
     return RD_OK;
 }
 
+rd_status rd_comm_wait(struct rd_comm *c)
+{
+#ifdef RD_WITH_CUDA
+    if (c->nccl) return rd_comm_nccl_wait(c);
+#endif
+    (void)c;
+    return RD_OK;
+}
+
 rd_status rd_comm_bcast_host(struct rd_comm *c, void *buf_h, size_t bytes, int root)
 {
     if (c->size == 1) return RD_OK;

@@ -193,11 +193,9 @@ static rd_status alloc_runtime(struct rd_model *m)
     RD_TRY(alloc_act(m, T * 2 * (size_t)m->F_local, &m->gu_d));
     RD_TRY(alloc_act(m, T * (size_t)m->F_local, &m->act_d));
     RD_TRY(alloc_act(m, T * (size_t)m->V_local, &m->logits_d));
-    RD_TRY(alloc_i32(m, T, &m->ids_d));
-    RD_TRY(alloc_i32(m, T, &m->pos_d));
-    RD_TRY(alloc_i32(m, T, &m->seq_d));
-    RD_TRY(alloc_i32(m, T, &m->slot_d));
-    RD_TRY(alloc_i32(m, T, &m->nctx_d));
+    RD_TRY(alloc_i32(m, 5 * T, &m->meta_d));
+    m->meta_h = malloc(5 * T * sizeof(int32_t));
+    if (!m->meta_h) return RD_ERR_OOM;
     RD_TRY(be->ops->alloc(be, RD_MAX_ROPE_PAIRS * sizeof(float), (void **)&m->inv_freq_d));
     m->rope_built_len = -1;
     return RD_OK;
@@ -312,7 +310,8 @@ void rd_model_free(struct rd_model *m)
     f(be, m->embed_d), f(be, m->final_norm_d), f(be, m->lm_head_d);
     f(be, m->x_d), f(be, m->h_d), f(be, m->qkv_d), f(be, m->attn_d), f(be, m->proj_d);
     f(be, m->gu_d), f(be, m->act_d), f(be, m->logits_d);
-    f(be, m->ids_d), f(be, m->pos_d), f(be, m->seq_d), f(be, m->slot_d), f(be, m->nctx_d);
+    f(be, m->meta_d);
+    free(m->meta_h);
     f(be, m->inv_freq_d);
     free(m->logits_h);
     free(m->v_counts);
@@ -354,14 +353,21 @@ rd_status rd_model_resize_pool(struct rd_model *m, int n_blocks)
 #define ON_OP(m, op, layer)                                                                        \
     RD_TRY((m)->on_op ? (m)->on_op((m)->on_op_ctx, RD_MODEL_OP_##op, (layer)) : RD_OK)
 
+/* an upload the host does not wait for, where the backend has one */
+static rd_status upload_nowait(struct rd_model *m, void *dst_d, const void *src_h, size_t bytes)
+{
+    struct rd_backend *be = m->be;
+    if (be->ops->upload_async) return be->ops->upload_async(be, dst_d, src_h, bytes);
+    return be->ops->upload(be, dst_d, src_h, bytes);
+}
+
 static rd_status update_rope(struct rd_model *m, int seq_len)
 {
     if (m->rope_built_len >= 0 && (!rd_rope_depends_on_len(&m->cfg) || seq_len == m->rope_built_len))
         return RD_OK;
     RD_TRY(rd_rope_build(&m->cfg, seq_len, &m->rope));
     m->rope_built_len = seq_len;
-    return m->be->ops->upload(m->be, m->inv_freq_d, m->rope.inv_freq,
-                              (size_t)m->rope.n_pairs * sizeof(float));
+    return upload_nowait(m, m->inv_freq_d, m->rope.inv_freq, (size_t)m->rope.n_pairs * sizeof(float));
 }
 
 /* The layer loop and the LM head of a checked batch whose arrays are on the device: local
@@ -373,19 +379,22 @@ static rd_status enqueue_layers(struct rd_model *m, const struct rd_batch *b, in
     const struct rd_ops *o = be->ops;
     const int T = b->T, D = m->D;
     const float eps = (float)m->cfg.rms_norm_eps;
+    /* the packed metadata of this call (forward_to_logits) */
+    const int32_t *ids_d = m->meta_d, *pos_d = ids_d + T, *seq_d = pos_d + T;
+    const int32_t *slot_d = seq_d + T, *nctx_d = slot_d + T;
     struct rd_attn_params ap = {
         .T = T, .H = m->H_local, .Hkv = m->Hkv_local, .Dh = m->Dh,
         .rotary_dim = m->cfg.rotary_dim, .style = m->cfg.rope_style,
         .inv_freq_d = m->inv_freq_d, .attention_factor = m->rope.attention_factor,
         .scale = (float)(1.0 / sqrt((double)m->Dh)),
         .qkv_d = m->qkv_d, .out_d = m->attn_d,
-        .pos_d = m->pos_d, .seq_d = m->seq_d, .slot_d = m->slot_d, .n_ctx_d = m->nctx_d,
+        .pos_d = pos_d, .seq_d = seq_d, .slot_d = slot_d, .n_ctx_d = nctx_d,
         .block_table_d = m->block_table_d, .max_blocks = m->max_blocks,
         .block_size = m->lim.block_size, .max_ctx = max_ctx,
         .sink_tokens = m->lim.sink_tokens, .window = m->lim.window,
     };
 
-    RD_TRY(o->embed(be, m->x_d, m->embed_d, m->ids_d, T, D));
+    RD_TRY(o->embed(be, m->x_d, m->embed_d, ids_d, T, D));
     ON_OP(m, EMBED, -1);
     RD_TRY(o->rmsnorm(be, m->h_d, m->x_d, m->layers[0].attn_norm_d, T, D, eps));
     ON_OP(m, RMSNORM, -1);
@@ -493,8 +502,6 @@ static rd_status forward_graph(struct rd_model *m, const struct rd_batch *b,
  * tokens in m->logits_d. */
 static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
 {
-    struct rd_backend *be = m->be;
-    const struct rd_ops *o = be->ops;
     const int T = b->T;
     if (T < 1 || T > m->lim.max_tokens || b->n_out < 0 || b->n_out > T) return RD_ERR_INVALID_ARG;
     int max_pos = 0, max_ctx = 0;
@@ -506,15 +513,18 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
             b->seq[t] < 0 || b->seq[t] >= m->lim.max_seqs)
             return RD_ERR_RANGE;
     }
+    /* one packed copy of the metadata (the host does not wait for it) */
     const size_t ti = (size_t)T * sizeof(int32_t);
-    RD_TRY(o->upload(be, m->ids_d, b->ids, ti));
-    RD_TRY(o->upload(be, m->pos_d, b->pos, ti));
-    RD_TRY(o->upload(be, m->seq_d, b->seq, ti));
-    RD_TRY(o->upload(be, m->slot_d, b->slot, ti));
-    RD_TRY(o->upload(be, m->nctx_d, b->n_ctx, ti));
+    memcpy(m->meta_h, b->ids, ti);
+    memcpy(m->meta_h + T, b->pos, ti);
+    memcpy(m->meta_h + 2 * T, b->seq, ti);
+    memcpy(m->meta_h + 3 * T, b->slot, ti);
+    memcpy(m->meta_h + 4 * T, b->n_ctx, ti);
+    RD_TRY(upload_nowait(m, m->meta_d, m->meta_h, 5 * ti));
     if (m->table_dirty_hi > m->table_dirty_lo) {
         const int lo = m->table_dirty_lo, n = m->table_dirty_hi - lo;
-        RD_TRY(o->upload(be, m->block_table_d + lo, m->block_table_h + lo, (size_t)n * sizeof(int32_t)));
+        RD_TRY(upload_nowait(m, m->block_table_d + lo, m->block_table_h + lo,
+                             (size_t)n * sizeof(int32_t)));
         m->table_dirty_lo = m->table_dirty_hi = 0;
     }
     RD_TRY(update_rope(m, b->rope_len > max_pos + 1 ? b->rope_len : max_pos + 1));
@@ -527,6 +537,7 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
 rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h)
 {
     RD_TRY(forward_to_logits(m, b));
+    RD_TRY(rd_comm_wait(m->comm)); /* the step's one wait, watching the all-reduces */
     if (b->n_out == 0) return m->be->ops->sync(m->be);
     RD_TRY(m->be->ops->download_f32(m->be, logits_local_h, m->logits_d,
                                     (size_t)b->n_out * m->V_local));
@@ -538,6 +549,7 @@ rd_status rd_model_forward_topk(struct rd_model *m, const struct rd_batch *b, in
                                 int32_t *ids_h)
 {
     RD_TRY(forward_to_logits(m, b));
+    RD_TRY(rd_comm_wait(m->comm));
     if (b->n_out == 0) return m->be->ops->sync(m->be);
     RD_TRY(
         m->be->ops->topk(m->be, vals_h, ids_h, m->logits_d, b->n_out, m->V_local, k, m->shard.v0));

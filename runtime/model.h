@@ -127,7 +127,9 @@ struct rd_model {
 
     /* activations, [max_tokens, ...] */
     void *x_d, *h_d, *qkv_d, *attn_d, *proj_d, *gu_d, *act_d, *logits_d;
-    int32_t *ids_d, *pos_d, *seq_d, *slot_d, *nctx_d;
+    /* a call's metadata, packed: ids, pos, seq, slot, n_ctx, each T long, one after another
+     * (5 * max_tokens); one upload per call from meta_h, its host twin */
+    int32_t *meta_d, *meta_h;
     float *inv_freq_d;
     struct rd_rope_table rope;
     int rope_built_len; /* seq_len the device table was built for; -1 = never */

@@ -47,6 +47,13 @@ extern "C" {
     RD_CHECK_GEN_GOTO(cublasStatus_t, x, e_ == CUBLAS_STATUS_SUCCESS, RD_ERR_CUBLAS,           \
                       cublasGetStatusString(e_), var, label)
 
+/* a copy of upload_async from the staging ring */
+struct rd_cuda_staged {
+    size_t lo, hi;    /* bytes of stage_h the copy reads */
+    cudaEvent_t done; /* recorded after the copy */
+    int pending;
+};
+
 /* Backend-private state (be->impl). Everything is allocated once in rd_backend_cuda_create. */
 struct rd_cuda_impl {
     cudaStream_t stream;    /* the one compute stream; every op is enqueued here */
@@ -56,8 +63,16 @@ struct rd_cuda_impl {
     size_t cublas_ws_bytes;
     float *attn_ws_d;       /* split-K partials of decode attention: [splits, T, H, Dh + 2] */
     size_t attn_ws_bytes;
-    void *topk_ws_d;        /* topk results before they go to the host: [rows, k] vals + ids */
+    void *topk_ws_d;        /* topk candidates of both passes, then the results before they go
+                             * to the host */
     size_t topk_ws_bytes;
+    unsigned *norm_count_d; /* [norm_count_n] per-row counters of the split add_rmsnorm, zero
+                             * between launches */
+    size_t norm_count_n;
+    void *stage_h;          /* page-locked staging of upload_async, used as a ring */
+    size_t stage_bytes, stage_head;
+    struct rd_cuda_staged staged[16];
+    int staged_next;
     int n_sm;               /* multiprocessors, for grid heuristics */
     size_t max_smem_optin;  /* largest dynamic shared memory a block may opt into */
     int debug_sync;         /* RD_DEBUG_SYNC=1: sync and check after every op */
