@@ -7,11 +7,15 @@
  * several sequences, odd lengths, chunked prefill over earlier cache entries, hundreds of
  * tokens over many blocks) cases with GQA/MQA, partial rotary and both rope styles, each
  * through the automatic path and forced through the decode kernel (T <= 64), the decode
- * kernel with forced split-K, and the prefill kernel. The KV cache is checked too: unused
+ * kernel with forced split-K (3 splits, and 40 short ones for long contexts), and the prefill
+ * kernel (on tensor cores for bf16/fp16 where the rows allow: several key tiles, causal
+ * skipping, interleaved sequences, head dims 32 to 256). The KV cache is checked too: unused
  * entries hold NaN on both sides and must still hold NaN afterwards. Attention sinks (window
  * > 0): a wrapped ring with S = 4, W = 16 at several ring phases, several tokens past the wrap
  * in one call, S = 0 (sliding window), and W >= length against the cpu's plain attention.
- * topk (sampling candidates) must give the cpu's ids and values exactly, ties included.
+ * topk (sampling candidates) must give the cpu's ids and values exactly, ties included, also
+ * over a whole 128k vocabulary (k = 1 and 50: many blocks, then a merge). rmsnorm runs with one
+ * row split over several blocks and with rows that are not 16-byte multiples.
  *
  * Skips (exit 77) without CUDA. RD_TEST_QUICK=1 runs a small subset (for compute-sanitizer).
  * Sets RD_DEBUG_SYNC=1 (unless set) so a fault is reported by the op that caused it. */
@@ -456,6 +460,11 @@ static const struct attn_case k_cases[] = {
      1, 0, 0, 0},
     {"decode gqa6", 12, 2, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 3, {33, 70, 5}, {1, 1, 1}, 1, 0, 0, 0},
     {"decode gqa7 long", 7, 1, 128, 128, RD_ROPE_NEOX, 32, 1.0f, 1, {700}, {1}, 0, 0, 0, 0},
+    /* head dim 32 (4 or 8 lanes per key row), 8 query heads per kv head; 2 per kv head */
+    {"decode dh32 gqa8", 8, 1, 32, 32, RD_ROPE_NEOX, 16, 1.0f, 3, {70, 3, 129}, {1, 1, 1}, 1, 0, 0,
+     0},
+    {"decode gqa2 gptj", 4, 2, 128, 128, RD_ROPE_GPTJ, 16, 1.0f, 4, {300, 129, 64, 0},
+     {1, 1, 1, 1}, 1, 0, 0, 0},
     /* long contexts: split-K (auto) */
     {"decode long", 8, 2, 128, 128, RD_ROPE_NEOX, 64, 1.0f, 3, {3000, 1500, 70}, {1, 1, 1}, 1, 0, 0, 0},
     {"decode long dh64", 16, 16, 64, 64, RD_ROPE_GPTJ, 32, 1.0f, 1, {4100}, {1}, 0, 0, 0, 0},
@@ -468,6 +477,11 @@ static const struct attn_case k_cases[] = {
     {"prefill dh256 partial", 4, 2, 256, 64, RD_ROPE_NEOX, 16, 1.2f, 2, {10, 0}, {33, 40}, 0, 0, 0, 0},
     {"dh36 unaligned", 2, 1, 36, 36, RD_ROPE_GPTJ, 7, 1.0f, 2, {12, 3}, {9, 4}, 0, 0, 0, 0},
     {"prefill mqa chunk", 8, 1, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {100, 33}, {50, 60}, 0, 0, 0, 0},
+    /* prefill on tensor cores (bf16/fp16): 8 heads per kv head over several key tiles with
+     * causal skipping; tokens of two sequences interleaved, so a block of rows holds both */
+    {"prefill gqa8 tiles", 8, 1, 128, 128, RD_ROPE_NEOX, 16, 1.0f, 1, {0}, {150}, 0, 0, 0, 0},
+    {"prefill interleaved dh64", 4, 2, 64, 64, RD_ROPE_GPTJ, 16, 1.0f, 2, {40, 0}, {70, 90}, 1, 0,
+     0, 0},
     /* prefill over many blocks of query rows (T well above 100, no GQA grouping) */
     {"prefill many blocks", 4, 4, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {0, 10}, {180, 150}, 0, 0, 0,
      0},
@@ -501,9 +515,13 @@ static void test_attention(struct pair *P)
         int T = 0;
         for (int s = 0; s < C->n_seqs; s++) T += C->n[s];
         run_attn(P, C, "auto", 0);
+        int max_ctx = 0;
+        for (int s = 0; s < C->n_seqs; s++)
+            if (C->ctx[s] + C->n[s] > max_ctx) max_ctx = C->ctx[s] + C->n[s];
         if (T <= 64) {
             run_attn(P, C, "decode", 1);
             run_attn(P, C, "decode", 3);
+            if (max_ctx >= 1000 && !g_quick) run_attn(P, C, "decode", 40); /* short splits */
         }
         if (!g_quick || T > 64) run_attn(P, C, "prefill", 0);
     }
@@ -536,7 +554,9 @@ int main(void)
         test_embed(&P, 300, 4096, 3);
         test_norms(&P, 5, 4096);
         test_norms(&P, 3, 100);
-        test_norms(&P, 1, 8192);
+        test_norms(&P, 1, 8192);  /* one row over several blocks */
+        test_norms(&P, 2, 1536);
+        test_norms(&P, 1, 1000);  /* rows not in 16-byte pieces */
         test_matmul(&P, 1, 256, 512);
         test_matmul(&P, 7, 300, 129);
         if (!g_quick) test_matmul(&P, 33, 64, 1024);
@@ -546,6 +566,9 @@ int main(void)
         test_topk(&P, 2, 128256 / 4, 50, 96192, 0);
         test_topk(&P, 5, 1000, 64, 17, 1);      /* ties everywhere */
         test_topk(&P, 2, 40, 64, 0, 0);         /* V < k: padded with (-inf, -1) */
+        test_topk(&P, 2, 128256, 1, 0, 0);      /* a whole vocabulary: 32 blocks, then a merge */
+        test_topk(&P, 1, 128256, 50, 0, 0);
+        test_topk(&P, 2, 20001, 64, 3, 1);      /* ties across blocks, odd length */
         if (!g_quick) test_topk(&P, 3000, 300, 64, 0, 0); /* more rows than the workspace */
         test_attention(&P);
         rd_backend_free(P.gpu);
