@@ -58,13 +58,12 @@ static __device__ __forceinline__ uint4 load_piece(const T *__restrict__ row, in
                                                    bool vec)
 {
     constexpr int V = 16 / sizeof(T);
-    uint4 u = make_uint4(0u, 0u, 0u, 0u);
-    if (e0 >= n) return u;
+    if (e0 >= n) return make_uint4(0u, 0u, 0u, 0u);
     if (vec) return *reinterpret_cast<const uint4 *>(row + e0);
-    T *e = reinterpret_cast<T *>(&u);
+    float f[V];
 #pragma unroll
-    for (int x = 0; x < V; x++) e[x] = e0 + x < n ? row[e0 + x] : from_f32<T>(0.0f);
-    return u;
+    for (int x = 0; x < V; x++) f[x] = e0 + x < n ? to_f32(row[e0 + x]) : 0.0f;
+    return pack_of<T, V>(f);
 }
 
 template <typename T, int DH, int R, int U>
@@ -193,12 +192,10 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32, R >= 8 ? 2 : 3)
                 for (int r = 0; r < R; r++) s[u][r] = 0.0f;
 #pragma unroll
                 for (int v = 0; v < NV; v++) {
-                    const T *ke = reinterpret_cast<const T *>(&kr[u][v]);
-                    const T *ve = reinterpret_cast<const T *>(&vr[u][v]);
 #pragma unroll
                     for (int x = 0; x < VEC; x++) {
-                        const float kx = to_f32(ke[x]);
-                        vf[u][v * VEC + x] = to_f32(ve[x]);
+                        const float kx = elem_of<T>(kr[u][v], x);
+                        vf[u][v * VEC + x] = elem_of<T>(vr[u][v], x);
 #pragma unroll
                         for (int r = 0; r < R; r++) s[u][r] += q[r][v * VEC + x] * kx;
                     }
@@ -232,14 +229,12 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32, R >= 8 ? 2 : 3)
                     const int e0 = (v * L + sub) * VEC;
                     const uint4 kp = load_piece<T>(krow, valid[u] ? e0 : Dh, Dh, vec);
                     const uint4 vp = load_piece<T>(vrow, valid[u] ? e0 : Dh, Dh, vec);
-                    const T *ke = reinterpret_cast<const T *>(&kp);
-                    const T *ve = reinterpret_cast<const T *>(&vp);
 #pragma unroll
                     for (int x = 0; x < VEC; x++) {
                         const int d = e0 + x;
                         const float kx = rotate && d < Dh ? round_to<T>(rope_elem(krow, d, kpos, p))
-                                                          : to_f32(ke[x]);
-                        vf[u][v * VEC + x] = to_f32(ve[x]);
+                                                          : elem_of<T>(kp, x);
+                        vf[u][v * VEC + x] = elem_of<T>(vp, x);
 #pragma unroll
                         for (int r = 0; r < R; r++) s[u][r] += q[r][v * VEC + x] * kx;
                     }
@@ -335,28 +330,55 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32, R >= 8 ? 2 : 3)
 }
 
 /* Combines the splits' partials: out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s.
- * Grid (T, H), one thread per output dim. */
+ * Grid (T, H), DECODE_MERGE_THREADS threads: the splits' factors are computed once each (in
+ * shared memory), then SG groups of threads take every SG-th split for all Dh dims, with
+ * several loads in flight per thread, and their sums are added in shared memory. */
+#define DECODE_MERGE_THREADS 256
+#define DECODE_MAX_SPLITS 256
 template <typename T>
-static __global__ void attn_decode_merge_kernel(const decode_params dp)
+static __global__ void __launch_bounds__(DECODE_MERGE_THREADS)
+    attn_decode_merge_kernel(const decode_params dp)
 {
+    __shared__ float f_s[DECODE_MAX_SPLITS];
+    __shared__ float red[32];
+    __shared__ float part[DECODE_MERGE_THREADS];
     const rd_attn_params &p = dp.a;
-    const int t = blockIdx.x, h = blockIdx.y, Dh = p.Dh;
+    const int t = blockIdx.x, h = blockIdx.y, Dh = p.Dh, S = dp.splits;
     const size_t rec_n = (size_t)Dh + 2, split_stride = (size_t)p.T * p.H * rec_n;
     const float *rec0 = dp.ws + ((size_t)t * p.H + h) * rec_n;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < S; s += blockDim.x) mx = fmaxf(mx, rec0[s * split_stride]);
+    mx = warp_max(mx);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
+    __syncthreads();
     float M = -INFINITY;
-    for (int s = 0; s < dp.splits; s++) M = fmaxf(M, rec0[s * split_stride]);
-    for (int d = threadIdx.x; d < Dh; d += blockDim.x) {
-        float L = 0.0f, O = 0.0f;
-        if (M != -INFINITY) {
-            for (int s = 0; s < dp.splits; s++) {
-                const float *rec = rec0 + s * split_stride;
-                const float f = rec[0] == -INFINITY ? 0.0f : exp2f(rec[0] - M);
-                L += f * rec[1];
-                O += f * rec[2 + d];
-            }
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) M = fmaxf(M, red[w]);
+    float l = 0.0f;
+    for (int s = threadIdx.x; s < S; s += blockDim.x) {
+        const float m = rec0[s * split_stride];
+        const float f = m == -INFINITY ? 0.0f : exp2f(m - M);
+        f_s[s] = f;
+        l += f * rec0[s * split_stride + 1];
+    }
+    __syncthreads(); /* red is reused by block_sum, f_s is complete */
+    const float L = block_sum(l, red);
+    const int SG = (int)blockDim.x / Dh > 0 ? (int)blockDim.x / Dh : 1; /* split groups */
+    for (int d0 = 0; d0 < Dh; d0 += blockDim.x / SG) {
+        const int d = d0 + (int)threadIdx.x % (blockDim.x / SG), grp = (int)threadIdx.x / (blockDim.x / SG);
+        float o = 0.0f;
+        if (d < Dh && grp < SG) {
+#pragma unroll 4
+            for (int s = grp; s < S; s += SG) o += f_s[s] * rec0[s * split_stride + 2 + d];
         }
-        static_cast<T *>(p.out_d)[((size_t)t * p.H + h) * Dh + d] =
-            from_f32<T>(L > 0.0f ? O / L : 0.0f);
+        part[threadIdx.x] = o;
+        __syncthreads();
+        if (grp == 0 && d < Dh) {
+            float O = 0.0f;
+            for (int g2 = 0; g2 < SG; g2++) O += part[g2 * (blockDim.x / SG) + threadIdx.x];
+            static_cast<T *>(p.out_d)[((size_t)t * p.H + h) * Dh + d] =
+                from_f32<T>(L > 0.0f ? O / L : 0.0f);
+        }
+        __syncthreads(); /* part is rewritten by the next dims */
     }
 }
 
@@ -400,7 +422,7 @@ static int decode_splits(const struct rd_cuda_impl *impl, const rd_attn_params &
         const long by_ctx = (p.max_ctx + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK;
         splits = (int)(want < by_ctx ? want : by_ctx);
     }
-    if (splits > 256) splits = 256;
+    if (splits > DECODE_MAX_SPLITS) splits = DECODE_MAX_SPLITS;
     const size_t per_split = (size_t)p.T * p.H * (p.Dh + 2) * sizeof(float);
     while (splits > 1 && (size_t)splits * per_split > impl->attn_ws_bytes) splits--;
     return splits < 1 ? 1 : splits;
@@ -438,10 +460,9 @@ rd_status rd_attn_decode(struct rd_backend *be, const rd_attn_params &p)
     RD_DISPATCH_DTYPE(be->dtype, T, launch_decode_t<T>(dp, dh, R, grid, impl->stream))
     RD_TRY(rd_cuda_after_launch(be, "rope_attention (decode)"));
     if (splits > 1) {
-        const int threads = p.Dh <= 64 ? 64 : p.Dh <= 128 ? 128 : 256;
         dim3 mgrid((unsigned)p.T, (unsigned)p.H);
         RD_DISPATCH_DTYPE(be->dtype, T,
-            RD_LAUNCH(mgrid, threads, 0, impl->stream, attn_decode_merge_kernel<T>)(dp))
+            RD_LAUNCH(mgrid, DECODE_MERGE_THREADS, 0, impl->stream, attn_decode_merge_kernel<T>)(dp))
         RD_TRY(rd_cuda_after_launch(be, "rope_attention (decode merge)"));
     }
     return RD_OK;

@@ -291,11 +291,11 @@ static __global__ void __launch_bounds__(MMA_WARPS * 32, DH > 128 ? 1 : 2)
         const long i = row0 + warp * 16 + r;
         const int t = (int)(i / G), h = g * G + (int)(i % G);
         if (t >= p.T) continue;
-        uint4 u;
-        T *e = reinterpret_cast<T *>(&u);
+        float f[VEC];
 #pragma unroll
-        for (int x = 0; x < VEC; x++) e[x] = from_f32<T>(o_w[r * (DH + 4) + c + x]);
-        *reinterpret_cast<uint4 *>(static_cast<T *>(p.out_d) + ((size_t)t * p.H + h) * Dh + c) = u;
+        for (int x = 0; x < VEC; x++) f[x] = o_w[r * (DH + 4) + c + x];
+        *reinterpret_cast<uint4 *>(static_cast<T *>(p.out_d) + ((size_t)t * p.H + h) * Dh + c) =
+            pack_of<T, VEC>(f);
     }
 }
 

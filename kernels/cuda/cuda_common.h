@@ -131,6 +131,47 @@ template <typename T> static __device__ __forceinline__ float round_to(float x)
     return to_f32(from_f32<T>(x));
 }
 
+/* The bits of one T element and back, and 16 bytes (a uint4 register quad) as VEC =
+ * 16 / sizeof(T) elements: built and taken apart with register operations only (taking the
+ * address of a uint4 to index its elements would put it in local memory). */
+static __device__ __forceinline__ unsigned bits_of(float x) { return __float_as_uint(x); }
+static __device__ __forceinline__ unsigned bits_of(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
+static __device__ __forceinline__ unsigned bits_of(__half x) { return __half_as_ushort(x); }
+template <typename T> static __device__ __forceinline__ T of_bits(unsigned b);
+template <> __device__ __forceinline__ float of_bits<float>(unsigned b) { return __uint_as_float(b); }
+template <> __device__ __forceinline__ __nv_bfloat16 of_bits<__nv_bfloat16>(unsigned b)
+{
+    return __ushort_as_bfloat16((unsigned short)b);
+}
+template <> __device__ __forceinline__ __half of_bits<__half>(unsigned b)
+{
+    return __ushort_as_half((unsigned short)b);
+}
+
+/* element x of the VEC elements of T in u, as fp32 (x a compile-time constant after unrolling) */
+template <typename T> static __device__ __forceinline__ float elem_of(const uint4 &u, int x)
+{
+    constexpr int PER = 4 / sizeof(T); /* elements per 32-bit word */
+    const int wi = x / PER;
+    const unsigned w = wi == 0 ? u.x : wi == 1 ? u.y : wi == 2 ? u.z : u.w;
+    return to_f32(of_bits<T>(PER == 1 ? w : (w >> (16 * (x % PER))) & 0xffffu));
+}
+
+/* VEC fp32 values rounded to T, as 16 bytes */
+template <typename T, int VEC> static __device__ __forceinline__ uint4 pack_of(const float (&v)[VEC])
+{
+    static_assert(VEC * sizeof(T) == 16, "16 bytes of T");
+    constexpr int PER = 4 / sizeof(T);
+    unsigned w[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        w[i] = 0u;
+#pragma unroll
+        for (int j = 0; j < PER; j++) w[i] |= bits_of(from_f32<T>(v[i * PER + j])) << (16 * j);
+    }
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
 /* ---- reductions ---- */
 
 static __device__ __forceinline__ float warp_sum(float v)

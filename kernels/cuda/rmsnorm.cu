@@ -35,27 +35,22 @@ struct norm_params {
 template <typename T, int VW>
 static __device__ __forceinline__ void load_vw(const T *row, int i, float (&v)[VW])
 {
-    if (VW == 1) {
+    if constexpr (VW == 1) {
         v[0] = to_f32(row[i]);
     } else {
         const uint4 u = *reinterpret_cast<const uint4 *>(row + i);
-        const T *e = reinterpret_cast<const T *>(&u);
 #pragma unroll
-        for (int x = 0; x < VW; x++) v[x] = to_f32(e[x]);
+        for (int x = 0; x < VW; x++) v[x] = elem_of<T>(u, x);
     }
 }
 
 template <typename T, int VW>
 static __device__ __forceinline__ void store_vw(T *row, int i, const float (&v)[VW])
 {
-    if (VW == 1) {
+    if constexpr (VW == 1) {
         row[i] = from_f32<T>(v[0]);
     } else {
-        uint4 u;
-        T *e = reinterpret_cast<T *>(&u);
-#pragma unroll
-        for (int x = 0; x < VW; x++) e[x] = from_f32<T>(v[x]);
-        *reinterpret_cast<uint4 *>(row + i) = u;
+        *reinterpret_cast<uint4 *>(row + i) = pack_of<T, VW>(v);
     }
 }
 

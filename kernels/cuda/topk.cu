@@ -78,9 +78,9 @@ static __global__ void __launch_bounds__(NT) topk_kernel(const topk_params p)
             const int i0 = elem_index<NT, VW>(chunk0, s);
             if (VW > 1 && i0 + VW <= p.n) {
                 const uint4 u = *reinterpret_cast<const uint4 *>(x + i0);
-                const T *e = reinterpret_cast<const T *>(&u);
 #pragma unroll
-                for (int e2 = 0; e2 < VW; e2++) key[s + e2] = cand_key(to_f32(e[e2]), i0 + e2 + p.id_offset);
+                for (int e2 = 0; e2 < VW; e2++)
+                    key[s + e2] = cand_key(elem_of<T>(u, e2), i0 + e2 + p.id_offset);
             } else {
 #pragma unroll
                 for (int e2 = 0; e2 < VW; e2++)

@@ -8,7 +8,10 @@
  * that their device side lies inside one allocation.
  *
  * Streams run their work in order as it is fed (a valid schedule of an in-order queue), so a
- * synchronisation has nothing left to wait for. Stream capture really records: between
+ * synchronisation has nothing left to wait for. An asynchronous copy from page-locked host
+ * memory keeps the bytes it copied until a stream or event synchronisation covers it; if the
+ * host has rewritten its source by then, that is reported (the GPU may have copied the new
+ * bytes) and is a fault. Stream capture really records: between
  * cudaStreamBeginCapture and cudaStreamEndCapture the kernels, copies, memsets, events, cuBLAS
  * GEMMs and NCCL collectives fed to the stream are recorded with their arguments, and
  * cudaGraphLaunch replays them. As on a GPU, an API that cannot be recorded (an allocation, a
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -43,6 +47,7 @@ struct simt_node {
 
 struct CUstream_st {
     unsigned flags = 0;
+    unsigned long long seq = 0; /* copies and event records fed so far */
     bool capturing = false, invalidated = false;
     cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
     std::thread::id capture_thread;
@@ -53,6 +58,8 @@ struct CUevent_st {
     unsigned flags = 0;
     bool recorded = false;
     double t_ms = 0;
+    CUstream_st *stream = nullptr; /* where it was last recorded, and after which feed */
+    unsigned long long seq = 0;
 };
 
 struct CUgraph_st {
@@ -75,6 +82,17 @@ std::set<CUstream_st *> g_capturing;
 CUstream_st g_legacy; /* the NULL / legacy / per-thread default stream */
 cudaError_t g_sticky = cudaSuccess;
 std::atomic<unsigned long long> g_launches{0};
+
+/* an asynchronous copy from page-locked host memory nobody has waited for yet: on a GPU it may
+ * still read its source, so the host must not rewrite it; the bytes it copied are kept and
+ * compared when a wait covers the copy */
+struct pending_src {
+    const void *src;
+    std::vector<char> bytes;
+    CUstream_st *stream;
+    unsigned long long seq;
+};
+std::vector<pending_src> g_pending;
 thread_local cudaError_t t_last = cudaSuccess;
 thread_local int t_device = 0;
 
@@ -138,6 +156,28 @@ bool is_pinned(const void *p, size_t n)
     if (it == g_pinned.begin()) return false;
     --it;
     return (uintptr_t)p >= it->first && (uintptr_t)p + n <= it->first + it->second;
+}
+
+/* a wait covered the copies of stream st up to feed seq (st NULL: every stream): their sources
+ * must still hold what they copied */
+void settle_pending(CUstream_st *st, unsigned long long seq)
+{
+    std::vector<pending_src> keep;
+    for (pending_src &q : g_pending) {
+        if (st && (q.stream != st || q.seq > seq)) {
+            keep.push_back(std::move(q));
+            continue;
+        }
+        if (memcmp(q.src, q.bytes.data(), q.bytes.size()) != 0) {
+            report("the host rewrote page-locked memory at %p (%zu bytes), the source of a "
+                   "cudaMemcpyAsync to the device, before any stream or event synchronisation "
+                   "showed that copy complete: on a GPU it may copy the new bytes",
+                   q.src, q.bytes.size());
+            if (config().fault_abort) abort();
+            if (g_sticky == cudaSuccess) g_sticky = cudaErrorIllegalState;
+        }
+    }
+    g_pending.swap(keep);
 }
 
 bool in_device_locked(const void *p, size_t n)
@@ -480,6 +520,8 @@ cudaError_t cudaDeviceSynchronize(void)
 {
     cudaError_t e = unsafe_in_capture("cudaDeviceSynchronize");
     if (e != cudaSuccess) return e;
+    std::lock_guard<std::recursive_mutex> lk(g_mu);
+    settle_pending(nullptr, 0);
     return g_sticky == cudaSuccess ? cudaSuccess : fail(g_sticky);
 }
 
@@ -551,6 +593,12 @@ cudaError_t cudaFreeHost(void *p)
         report("cudaFreeHost(%p): not page-locked memory from cudaMallocHost/cudaHostAlloc", p);
         return fail(cudaErrorInvalidValue);
     }
+    const uintptr_t lo = it->first, hi = it->first + it->second;
+    g_pending.erase(std::remove_if(g_pending.begin(), g_pending.end(),
+                                   [&](const pending_src &q) {
+                                       return (uintptr_t)q.src >= lo && (uintptr_t)q.src < hi;
+                                   }),
+                    g_pending.end());
     g_pinned.erase(it);
     free(p);
     return cudaSuccess;
@@ -601,6 +649,14 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
             return wait_on_capturing(resolve(stream),
                                      "cudaMemcpyAsync from or to pageable host memory");
     }
+    if (kind == cudaMemcpyHostToDevice && !stream_capturing(stream)) {
+        std::lock_guard<std::recursive_mutex> lk(g_mu);
+        if (is_pinned(src, n)) {
+            CUstream_st *st = resolve(stream);
+            const char *c = (const char *)src;
+            g_pending.push_back(pending_src{src, std::vector<char>(c, c + n), st, ++st->seq});
+        }
+    }
     return enqueue(stream, "cudaMemcpyAsync", [=]() {
         memmove(dst, src, n);
         return cudaSuccess;
@@ -611,7 +667,10 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind
 {
     cudaError_t e = unsafe_in_capture("cudaMemcpy");
     if (e != cudaSuccess) return e;
-    return cudaMemcpyAsync(dst, src, n, kind, nullptr);
+    e = cudaMemcpyAsync(dst, src, n, kind, nullptr);
+    std::lock_guard<std::recursive_mutex> lk(g_mu);
+    settle_pending(&g_legacy, g_legacy.seq); /* it returns once the copy is done */
+    return e;
 }
 
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t stream)
@@ -684,6 +743,9 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
     if (!s || s == cudaStreamLegacy || s == cudaStreamPerThread) return fail(cudaErrorInvalidResourceHandle);
     std::lock_guard<std::recursive_mutex> lk(g_mu);
     g_capturing.erase(s);
+    g_pending.erase(std::remove_if(g_pending.begin(), g_pending.end(),
+                                   [&](const pending_src &q) { return q.stream == s; }),
+                    g_pending.end());
     delete s;
     return cudaSuccess;
 }
@@ -697,6 +759,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
         cudaError_t e = unsafe_in_capture("cudaStreamSynchronize of the legacy stream");
         if (e != cudaSuccess) return e;
     }
+    settle_pending(st, st->seq);
     return g_sticky == cudaSuccess ? cudaSuccess : fail(g_sticky);
 }
 
@@ -705,6 +768,7 @@ cudaError_t cudaStreamQuery(cudaStream_t s)
     std::lock_guard<std::recursive_mutex> lk(g_mu);
     CUstream_st *st = resolve(s);
     if (st->capturing) return wait_on_capturing(st, "cudaStreamQuery");
+    settle_pending(st, st->seq);
     return g_sticky == cudaSuccess ? cudaSuccess : fail(g_sticky);
 }
 
@@ -834,6 +898,11 @@ cudaError_t cudaEventDestroy(cudaEvent_t ev)
 cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t s)
 {
     if (!ev) return fail(cudaErrorInvalidResourceHandle);
+    if (!stream_capturing(s)) {
+        std::lock_guard<std::recursive_mutex> lk(g_mu);
+        CUstream_st *st = resolve(s);
+        ev->stream = st, ev->seq = ++st->seq;
+    }
     return enqueue(s, "cudaEventRecord", [ev]() {
         ev->recorded = true;
         ev->t_ms = now_ms();
@@ -844,12 +913,16 @@ cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t s)
 cudaError_t cudaEventSynchronize(cudaEvent_t ev)
 {
     if (!ev) return fail(cudaErrorInvalidResourceHandle);
+    std::lock_guard<std::recursive_mutex> lk(g_mu);
+    if (ev->stream) settle_pending(ev->stream, ev->seq);
     return g_sticky == cudaSuccess ? cudaSuccess : fail(g_sticky);
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t ev)
 {
     if (!ev) return fail(cudaErrorInvalidResourceHandle);
+    std::lock_guard<std::recursive_mutex> lk(g_mu);
+    if (ev->stream) settle_pending(ev->stream, ev->seq);
     return cudaSuccess;
 }
 

@@ -13,7 +13,8 @@
  * dynamic shared write, a shuffle under divergence, a shuffle reading a lane outside its mask,
  * a barrier not every thread reaches, a launch over 48 KB of dynamic shared memory without the
  * opt-in, a block of 1025 threads, a grid y of 65536, a cudaMalloc while a stream is being
- * captured, and a CUDA thread overflowing its stack. The warp matrix functions and cp.async
+ * captured, a CUDA thread overflowing its stack, and the host rewriting the page-locked
+ * source of an asynchronous copy before waiting for it. The warp matrix functions and cp.async
  * are checked in checks_wmma.cu. */
 #include <math.h>
 #include <stdio.h>
@@ -419,6 +420,26 @@ static void run_capture_malloc()
     fprintf(stderr, "malloc: %s, end: %s\n", cudaGetErrorName(e1), cudaGetErrorName(e2));
 }
 
+/* mode 0: the host rewrites a page-locked source right after cudaMemcpyAsync (a bug on a
+ * GPU); mode 1: only after an event recorded behind the copy has been waited for (correct) */
+static int g_pin_mode;
+static void run_pinned_rewrite()
+{
+    cudaStream_t st;
+    cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+    cudaEvent_t ev;
+    cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    float *h = nullptr, *d = dev<float>(64);
+    cudaMallocHost((void **)&h, 64 * sizeof(float));
+    for (int i = 0; i < 64; i++) h[i] = 1.0f;
+    cudaMemcpyAsync(d, h, 64 * sizeof(float), cudaMemcpyHostToDevice, st);
+    cudaEventRecord(ev, st);
+    if (g_pin_mode == 1) cudaEventSynchronize(ev);
+    h[3] = 2.0f;
+    cudaError_t e = cudaStreamSynchronize(st);
+    fprintf(stderr, "sync: %s\n", cudaGetErrorName(e));
+}
+
 static void run_stack_overflow()
 {
     int *o = dev<int>(32);
@@ -473,6 +494,14 @@ static void check_planted()
                says(o, "malloc: cudaErrorStreamCaptureUnsupported, end: "
                        "cudaErrorStreamCaptureInvalidated"),
            "cudaMalloc during a capture must invalidate it: %s", o.err.c_str());
+    g_pin_mode = 0;
+    o = in_child(run_pinned_rewrite);
+    EXPECT(aborted(o) && says(o, "the host rewrote page-locked memory"),
+           "rewriting the source of a pending async copy must be a fault: %s", o.err.c_str());
+    g_pin_mode = 1;
+    o = in_child(run_pinned_rewrite);
+    EXPECT(!aborted(o) && says(o, "sync: cudaSuccess") && !says(o, "rewrote"),
+           "rewriting it after waiting for an event behind the copy is fine: %s", o.err.c_str());
     o = in_child(run_stack_overflow);
     EXPECT((WIFSIGNALED(o.status) || WEXITSTATUS(o.status) != 0) &&
                (says(o, "stack overflowed") || says(o, "stack-overflow")),
