@@ -4,9 +4,9 @@
  *
  * Grid (splits, Hkv * hchunks, T): one block per token, kv head, chunk of up to R of the G
  * query heads sharing that kv head (so K/V are read once for all of them) and split of the
- * context. The split count is chosen so that a launch has several blocks per multiprocessor
- * (splits of at least 64 keys), since a decode step is a pure read of the cache and only a
- * full GPU has the memory parallelism to read it at bandwidth.
+ * context. The split count is chosen so that a launch fills the GPU with resident blocks in
+ * whole waves (decode_splits), since a decode step is a pure read of the cache and only a full
+ * GPU has the memory parallelism to read it at bandwidth.
  *
  * Inside a block (4 warps), L lanes cooperate on one key row: lane `sub` of a key slot holds
  * the 16-byte pieces sub, sub + L, ... of the row (DH / (16 / sizeof(T)) pieces in all, L at
@@ -39,7 +39,7 @@
  * dim (DH rounded up), L lanes per key, DPL dims per lane, U key groups per warp iteration. */
 #include "kernels/cuda/attn_common.cuh"
 
-#define DECODE_MIN_CHUNK 64 /* keys per split at least */
+#define DECODE_MIN_CHUNK 32 /* keys per split at least: one block iteration */
 
 struct decode_params {
     rd_attn_params a;
@@ -411,15 +411,22 @@ static void launch_decode_t(const decode_params &dp, int dh, int R, dim3 grid, c
 #undef RD_DECODE_R
 }
 
-/* Context splits so that the launch has about 4 blocks per multiprocessor, each split at least
- * DECODE_MIN_CHUNK keys long and the partials within the workspace; RD_ATTN_SPLITS=N forces N. */
-static int decode_splits(const struct rd_cuda_impl *impl, const rd_attn_params &p, long base)
+/* Context splits. A decode step only reads the cache, and a GPU reads at bandwidth only while
+ * enough blocks are in flight: with 3 resident blocks per SM (2 for R = 8, the launch bounds)
+ * about half of them suffice. So: when the grid without splits is below one full wave of
+ * resident blocks, as many splits as keep it within one wave (every block runs at once and
+ * ends together, no tail); when it is larger, one split unless the last wave would be under
+ * half full, then two. Splits are at least DECODE_MIN_CHUNK keys long and their partials fit
+ * the workspace; RD_ATTN_SPLITS=N forces N. */
+static int decode_splits(const struct rd_cuda_impl *impl, const rd_attn_params &p, long base,
+                         int R)
 {
     if (p.max_ctx <= 0) return 1;
     int splits = rd_env_int("RD_ATTN_SPLITS", 0);
     if (splits <= 0) {
-        const long want = (4L * impl->n_sm + base - 1) / base;
+        const long wave = (long)(R >= 8 ? 2 : 3) * impl->n_sm;
         const long by_ctx = (p.max_ctx + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK;
+        long want = base < wave ? wave / base : (base % wave && base % wave < wave / 2) ? 2 : 1;
         splits = (int)(want < by_ctx ? want : by_ctx);
     }
     if (splits > DECODE_MAX_SPLITS) splits = DECODE_MAX_SPLITS;
@@ -443,7 +450,7 @@ rd_status rd_attn_decode(struct rd_backend *be, const rd_attn_params &p)
     dp.qscale = p.scale * 1.4426950408889634f;
     dp.ws = impl->attn_ws_d;
 
-    int splits = decode_splits(impl, p, (long)p.T * p.Hkv * dp.hchunks);
+    int splits = decode_splits(impl, p, (long)p.T * p.Hkv * dp.hchunks, R);
     if (splits > 1) {
         dp.chunk = (p.max_ctx + splits - 1) / splits;
         dp.chunk = (dp.chunk + ATTN_TILE - 1) / ATTN_TILE * ATTN_TILE;
