@@ -3,16 +3,20 @@
 # kernels/cuda, one at a time, in a scratch copy of the tree, rebuilds the emulation build
 # there and runs the cuda-vs-cpu op test on it: every planted bug must make the test fail.
 # Prints a table (bug, how it showed, the first lines of evidence). Not part of CI (it builds
-# five times); run it after changing the emulator:
+# seven times); run it after changing the emulator:
 #
 #   bash tests/simt/planted_bugs.sh [SCHEDULE]      # SCHEDULE: RD_SIMT_SCHEDULE, default forward
 #
 # The bugs:
 #   missing_barrier   the barrier after the decode kernel's q rows and kv store is removed
 #   smem_oob_write    the prefill kernel's K/V tile load writes one row past the V tile
-#   divergent_shfl    the decode kernel's P.V shuffles run only in lanes with a valid key
+#   divergent_shfl    the decode kernel's dot-product shuffles run only in lanes with a valid key
 #   smem_no_optin     the prefill kernel is launched without opting in to > 48 KB
 #   unwritten_smem    block_sum (rmsnorm) reads every lane's partial, written or not
+#   cp_async_no_wait  the tensor-core prefill kernel uses a K/V tile without waiting for its
+#                     cp.async copies
+#   wmma_layout       the tensor-core prefill kernel assumes NVIDIA's accumulator layout
+#                     instead of learning each element's row
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SCHEDULE=${1:-forward}
@@ -71,14 +75,20 @@ run_bug smem_oob_write kernels/cuda/attn_prefill.cu \
     'for (int idx = threadIdx.x; idx < ATTN_TILE * nvec; idx += blockDim.x) {' \
     'for (int idx = threadIdx.x; idx < (ATTN_TILE + 1) * nvec; idx += blockDim.x) {'
 run_bug divergent_shfl kernels/cuda/attn_decode.cu \
-    'for (int r = 0; r < R; r++) pk[r] = __shfl_sync(full, s[r], kk);' \
-    'for (int r = 0; r < R; r++) pk[r] = lane < n_valid ? __shfl_sync(full, s[r], kk) : 0.0f;'
+    'for (int o = L / 2; o > 0; o >>= 1) s[u][r] += __shfl_xor_sync(full, s[u][r], o);' \
+    'for (int o = L / 2; o > 0; o >>= 1) if (valid[u]) s[u][r] += __shfl_xor_sync(full, s[u][r], o);'
 run_bug smem_no_optin kernels/cuda/attn_prefill.cu \
     'if (smem > 48 * 1024) {' \
     'if (false) {'
 run_bug unwritten_smem kernels/cuda/cuda_common.h \
     'float s = lane < n_warps ? red[lane] : 0.0f;' \
     'float s = red[lane];'
+run_bug cp_async_no_wait kernels/cuda/attn_prefill_mma.cu \
+    '            __pipeline_wait_prior(1);' \
+    ''
+run_bug wmma_layout kernels/cuda/attn_prefill_mma.cu \
+    'row_of[i] = (int)where.x[i];' \
+    'row_of[i] = (lane >> 2) + 8 * ((i >> 1) & 1);'
 
 echo
 echo "# planted bugs, schedule $SCHEDULE (RD_TEST_QUICK=1 test_cuda_ops)"
