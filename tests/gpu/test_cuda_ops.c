@@ -473,15 +473,15 @@ static const struct attn_case k_cases[] = {
     {"prefill flat 3 seqs dh80", 6, 2, 80, 40, RD_ROPE_GPTJ, 16, 1.0f, 3, {0, 0, 0}, {45, 20, 33},
      0, 0, 0, 0},
     {"prefill chunked", 8, 8, 32, 32, RD_ROPE_NEOX, 16, 1.0f, 2, {50, 17}, {30, 40}, 0, 0, 0, 0},
-    {"mixed small odd block", 4, 2, 96, 96, RD_ROPE_NEOX, 5, 1.0f, 3, {3, 0, 20}, {7, 5, 2}, 1, 0, 0, 0},
     {"prefill dh256 partial", 4, 2, 256, 64, RD_ROPE_NEOX, 16, 1.2f, 2, {10, 0}, {33, 40}, 0, 0, 0, 0},
+    {"mixed small odd block", 4, 2, 96, 96, RD_ROPE_NEOX, 5, 1.0f, 3, {3, 0, 20}, {7, 5, 2}, 1, 0, 0, 0},
     {"dh36 unaligned", 2, 1, 36, 36, RD_ROPE_GPTJ, 7, 1.0f, 2, {12, 3}, {9, 4}, 0, 0, 0, 0},
-    {"prefill mqa chunk", 8, 1, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {100, 33}, {50, 60}, 0, 0, 0, 0},
     /* prefill on tensor cores (bf16/fp16): 8 heads per kv head over several key tiles with
      * causal skipping; tokens of two sequences interleaved, so a block of rows holds both */
     {"prefill gqa8 tiles", 8, 1, 128, 128, RD_ROPE_NEOX, 16, 1.0f, 1, {0}, {150}, 0, 0, 0, 0},
     {"prefill interleaved dh64", 4, 2, 64, 64, RD_ROPE_GPTJ, 16, 1.0f, 2, {40, 0}, {70, 90}, 1, 0,
      0, 0},
+    {"prefill mqa chunk", 8, 1, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {100, 33}, {50, 60}, 0, 0, 0, 0},
     /* prefill over many blocks of query rows (T well above 100, no GQA grouping) */
     {"prefill many blocks", 4, 4, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {0, 10}, {180, 150}, 0, 0, 0,
      0},
