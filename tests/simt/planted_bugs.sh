@@ -3,7 +3,7 @@
 # kernels/cuda, one at a time, in a scratch copy of the tree, rebuilds the emulation build
 # there and runs the cuda-vs-cpu op test on it: every planted bug must make the test fail.
 # Prints a table (bug, how it showed, the first lines of evidence). Not part of CI (it builds
-# seven times); run it after changing the emulator:
+# eight times); run it after changing the emulator:
 #
 #   bash tests/simt/planted_bugs.sh [SCHEDULE]      # SCHEDULE: RD_SIMT_SCHEDULE, default forward
 #
@@ -17,6 +17,8 @@
 #                     cp.async copies
 #   wmma_layout       the tensor-core prefill kernel assumes NVIDIA's accumulator layout
 #                     instead of learning each element's row
+#   staging_no_wait   upload_async rewrites its page-locked staging without waiting for the
+#                     copies that read it
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SCHEDULE=${1:-forward}
@@ -52,7 +54,7 @@ run_bug() {
             >"$log" 2>&1
         local rc=$?
         local evidence
-        evidence=$(grep -m1 -E 'simt: (FAULT|launch|SIGSEGV)|FAIL' "$log" | cut -c1-300)
+        evidence=$(grep -m1 -E 'simt: (FAULT|launch|SIGSEGV|the host)|FAIL' "$log" | cut -c1-300)
         if [ $rc -eq 0 ]; then
             results+=("$name|NOT CAUGHT (test passed)|")
         else
@@ -89,6 +91,9 @@ run_bug cp_async_no_wait kernels/cuda/attn_prefill_mma.cu \
 run_bug wmma_layout kernels/cuda/attn_prefill_mma.cu \
     'row_of[i] = (int)where.x[i];' \
     'row_of[i] = (lane >> 2) + 8 * ((i >> 1) & 1);'
+run_bug staging_no_wait kernels/cuda/backend.cu \
+    'if (s->pending && (overlap || i == impl->staged_next)) {' \
+    'if (false) {'
 
 echo
 echo "# planted bugs, schedule $SCHEDULE (RD_TEST_QUICK=1 test_cuda_ops)"
