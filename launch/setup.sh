@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev libhdf5-dev libcjson-dev
+      libjansson-dev
       libpcre2-dev)
 if [[ "${1:-}" == "--with-slurm" ]]; then
     shift

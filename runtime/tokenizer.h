@@ -36,8 +36,9 @@ struct rd_gguf;
 /* Loads a tokenizer.json (or any JSON file) or a .gguf, chosen by the file's first bytes. On
  * error err (when not NULL) says why. */
 rd_status rd_tokenizer_load(const char *path, struct rd_tokenizer **out, char *err, int err_len);
-rd_status rd_tokenizer_load_json(const char *json_text, struct rd_tokenizer **out, char *err,
-                                 int err_len);
+/* len bytes of tokenizer.json text; tokens keep their exact bytes, NUL bytes included. */
+rd_status rd_tokenizer_load_json(const char *json_text, size_t len, struct rd_tokenizer **out,
+                                 char *err, int err_len);
 rd_status rd_tokenizer_load_gguf(const struct rd_gguf *g, struct rd_tokenizer **out, char *err,
                                  int err_len);
 

@@ -12,6 +12,10 @@
 
 #include "runtime/tokenizer.h"
 
+/* Token ids and merge ranks are below this (4M; the largest vocabularies hold ~260k tokens):
+ * the id-indexed arrays are sized by the largest id, so a file cannot make them huge. */
+#define RD_TOK_MAX_ID (1 << 22)
+
 /* ---- containers ---- */
 
 /* Open-addressing map from byte strings to int32 values; it owns copies of its keys; a second

@@ -4,7 +4,6 @@
  * share: the error printer, whole-file reads, and the check that refuses an output that is one
  * of the files the conversion reads (writing it would destroy the input: the checkpoint is
  * renamed into place over it). */
-#include <cjson/cJSON.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -13,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/json.h"
 #include "runtime/config.h"
 #include "tools/convert.h"
 
@@ -109,7 +109,7 @@ rd_status rd_conv_hf_open(struct rd_conv_hf *h, const char *dir, struct rd_conv_
                          bool tied)
 {
     char path[RD_PATH_MAX];
-    cJSON *index = NULL;
+    json_t *index = NULL;
     rd_status rc = RD_OK;
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     if (file_exists(path)) {
@@ -117,26 +117,32 @@ rd_status rd_conv_hf_open(struct rd_conv_hf *h, const char *dir, struct rd_conv_
             rd_conv_fail("out of memory");
             return RD_ERR_OOM;
         }
-        char *txt = rd_conv_read_text(path, NULL);
-        index = txt ? cJSON_Parse(txt) : NULL;
+        size_t len = 0;
+        char *txt = rd_conv_read_text(path, &len), why[256] = "cannot read the file";
+        index = txt ? rd_json_parse(txt, len, 0, why, sizeof why) : NULL;
         free(txt);
-        cJSON *map = cJSON_GetObjectItemCaseSensitive(index, "weight_map");
-        if (!cJSON_IsObject(map)) {
-            rd_conv_fail("%s: not JSON with a \"weight_map\" object", path);
-            cJSON_Delete(index);
+        if (!index) {
+            rd_conv_fail("%s: not valid JSON: %s", path, why);
             return RD_ERR_FORMAT;
         }
-        const cJSON *e;
-        cJSON_ArrayForEach(e, map)
+        const json_t *map = json_object_get(index, "weight_map");
+        if (!json_is_object(map)) {
+            rd_conv_fail("%s: no \"weight_map\" object", path);
+            json_decref(index);
+            return RD_ERR_FORMAT;
+        }
+        const char *key;
+        const json_t *e;
+        json_object_foreach((json_t *)map, key, e)
         {
-            if (!cJSON_IsString(e) || strstr(e->valuestring, "..")) {
+            if (!json_is_string(e) || rd_json_has_nul(e) || strstr(json_string_value(e), "..")) {
                 rd_conv_fail("%s: weight_map entry '%s' is not a file name in the folder", path,
-                     e->string);
-                cJSON_Delete(index);
+                             key);
+                json_decref(index);
                 return RD_ERR_FORMAT;
             }
-            if ((rc = hf_add_shard(h, dir, e->valuestring)) != RD_OK) {
-                cJSON_Delete(index);
+            if ((rc = hf_add_shard(h, dir, json_string_value(e))) != RD_OK) {
+                json_decref(index);
                 return rc;
             }
         }
@@ -148,13 +154,13 @@ rd_status rd_conv_hf_open(struct rd_conv_hf *h, const char *dir, struct rd_conv_
         }
         RD_TRY(hf_add_shard(h, dir, "model.safetensors"));
     }
-    cJSON *map = cJSON_GetObjectItemCaseSensitive(index, "weight_map");
+    const json_t *map = json_object_get(index, "weight_map");
     for (int k = 0; k < n_want && rc == RD_OK; k++) {
         struct rd_conv_want *w = &want[k];
         w->shard = -1;
         if (map) {
-            const cJSON *f = cJSON_GetObjectItemCaseSensitive(map, w->name);
-            w->shard = f ? shard_index(h, f->valuestring) : -1;
+            const char *f = json_string_value(json_object_get(map, w->name));
+            w->shard = f ? shard_index(h, f) : -1;
         } else {
             w->shard = 0;
         }
@@ -197,7 +203,7 @@ rd_status rd_conv_hf_open(struct rd_conv_hf *h, const char *dir, struct rd_conv_
             }
         }
     }
-    cJSON_Delete(index);
+    json_decref(index);
     return rc;
 }
 

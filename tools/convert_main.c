@@ -10,7 +10,6 @@
  * seeded per tensor by the seed and the tensor's name, so a tensor's values do not depend on
  * the order of writing or on the other tensors. An output that is one of the files read is
  * refused even with --force: the checkpoint is renamed into place and would replace it. */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "common/dtype.h"
+#include "common/json.h"
 #include "runtime/ckpt.h"
 #include "runtime/config.h"
 #include "runtime/gguf_model.h"
@@ -218,31 +218,31 @@ static void random_fill(float *x, size_t n, uint64_t seed, const struct rd_conv_
     }
 }
 
-/* The config text with "ropedist": {"random_weights": true, "seed": S} merged in. */
+/* The config text with "ropedist": {"random_weights": true, "seed": S} merged in; NULL when
+ * the text is not a JSON object. */
 static char *random_config_text(const char *text, uint64_t seed)
 {
-    cJSON *root = cJSON_Parse(text);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    json_t *root = rd_json_parse(text, strlen(text), 0, NULL, 0);
+    if (!json_is_object(root)) {
+        json_decref(root);
         return NULL;
     }
-    cJSON *rd = cJSON_GetObjectItemCaseSensitive(root, "ropedist");
-    if (!cJSON_IsObject(rd)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "ropedist");
-        rd = cJSON_AddObjectToObject(root, "ropedist");
+    json_t *rd = json_object_get(root, "ropedist");
+    int bad = 0;
+    if (!json_is_object(rd)) {
+        rd = json_object();
+        bad |= json_object_set_new(root, "ropedist", rd);
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(rd, "random_weights");
-    cJSON_DeleteItemFromObjectCaseSensitive(rd, "seed");
-    cJSON_AddBoolToObject(rd, "random_weights", 1);
-    if (seed < (1ull << 53)) {
-        cJSON_AddNumberToObject(rd, "seed", (double)seed);
-    } else { /* a JSON number would round it */
+    bad |= json_object_set_new(rd, "random_weights", json_true());
+    if (seed <= (uint64_t)INT64_MAX) {
+        bad |= json_object_set_new(rd, "seed", json_integer((json_int_t)seed));
+    } else { /* beyond a JSON integer that readers keep exactly */
         char buf[32];
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)seed);
-        cJSON_AddStringToObject(rd, "seed", buf);
+        bad |= json_object_set_new(rd, "seed", json_string(buf));
     }
-    char *out = cJSON_Print(root);
-    cJSON_Delete(root);
+    char *out = bad ? NULL : rd_json_dump(root);
+    json_decref(root);
     return out;
 }
 

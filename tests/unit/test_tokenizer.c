@@ -394,15 +394,15 @@ static void bad_files(void)
     char err[256] = "";
     struct rd_tokenizer *tok = (struct rd_tokenizer *)1;
     CHECK(rd_tokenizer_load("/nonexistent/tokenizer.json", &tok, err, sizeof err) == RD_ERR_IO && !tok);
-    CHECK(rd_tokenizer_load_json("{not json", &tok, err, sizeof err) == RD_ERR_FORMAT && !tok);
-    CHECK(rd_tokenizer_load_json("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", &tok, err,
-                                 sizeof err) != RD_OK);
-    CHECK(rd_tokenizer_load_json("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
-                                 &tok, err, sizeof err) == RD_ERR_FORMAT);
+    CHECK(rd_tokenizer_load_json("{not json", 9, &tok, err, sizeof err) == RD_ERR_FORMAT && !tok);
+    const char *wp = "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}";
+    CHECK(rd_tokenizer_load_json(wp, strlen(wp), &tok, err, sizeof err) != RD_OK);
+    const char *bad_merge = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}";
+    CHECK(rd_tokenizer_load_json(bad_merge, strlen(bad_merge), &tok, err, sizeof err) == RD_ERR_FORMAT);
     /* a minimal byte-level-free BPE with no decoder joins pieces with spaces, like HF */
     const char *mini = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
                        "\"merges\": [[\"a\", \"b\"]]}}";
-    CHECK(rd_tokenizer_load_json(mini, &tok, err, sizeof err) == RD_OK);
+    CHECK(rd_tokenizer_load_json(mini, strlen(mini), &tok, err, sizeof err) == RD_OK);
     if (tok) {
         int32_t *ids = NULL;
         int n = 0;
