@@ -98,6 +98,13 @@ char *rd_json_dump(const json_t *v)
     return json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(digits) | JSON_ENCODE_ANY);
 }
 
+char *rd_json_dump_line(const json_t *v)
+{
+    if (!v) return NULL;
+    int digits = max_digits(v, 0);
+    return json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(digits) | JSON_ENCODE_ANY);
+}
+
 bool rd_json_int(const json_t *v, int64_t lo, int64_t hi, int64_t *out)
 {
     if (json_is_integer(v)) {

@@ -28,6 +28,8 @@ json_t *rd_json_parse(const char *text, size_t len, int flags, char *err, int er
 /* The text of v, indented by 2 spaces, reals with the fewest digits that read back to the same
  * double (malloc'd; NULL when out of memory). */
 char *rd_json_dump(const json_t *v);
+/* The same on one line, without spaces. */
+char *rd_json_dump_line(const json_t *v);
 
 /* A number (integer, or real with an integral value) within [lo, hi]. */
 bool rd_json_int(const json_t *v, int64_t lo, int64_t hi, int64_t *out);
