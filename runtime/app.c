@@ -50,29 +50,42 @@ struct app {
     struct rd_watchdog *watchdog;
 };
 
-/* Every rank passes its status and, when failing, its message. Returns true when all ranks are
- * fine. Rank 0 prints its own message; another failing rank prints its message only when rank 0
- * is fine (a failure every rank shares is printed once), and rank 0 then names those ranks. */
+/* Every rank passes its status with its message (AGREE_MSG bytes, "" when fine) in one
+ * collective. Returns true when all ranks are fine. Only rank 0 prints, one line: its own
+ * message when it failed, else which ranks failed and the first one's message; a different
+ * message of another failing rank is added to the line. */
+#define AGREE_MSG 512
 static bool agree(struct app *A, bool ok, const char *msg, const char *what)
 {
     const struct rd_world *w = &A->world;
-    int mine = ok ? 1 : 0;
-    int *all = malloc((size_t)w->size * sizeof(int));
-    if (!all || MPI_Allgather(&mine, 1, MPI_INT, all, 1, MPI_INT, w->comm) != MPI_SUCCESS)
+    char mine[AGREE_MSG] = "";
+    if (!ok) snprintf(mine, sizeof mine, "%s", msg && *msg ? msg : "(no message)");
+    char *all = malloc((size_t)w->size * AGREE_MSG);
+    if (!all || MPI_Allgather(mine, AGREE_MSG, MPI_CHAR, all, AGREE_MSG, MPI_CHAR, w->comm) !=
+                    MPI_SUCCESS)
         rd_world_abort(w, 1, "MPI_Allgather failed while agreeing on a status");
-    bool every = true;
     char list[256] = "";
-    for (int r = 0; r < w->size; r++)
-        if (!all[r]) {
-            every = false;
-            size_t l = strlen(list);
-            snprintf(list + l, sizeof list - l, "%s%d", l ? ", " : "", r);
-        }
-    if (!ok && (w->rank == 0 || all[0])) rd_log_user_error("%s", msg);
-    if (!every && w->rank == 0 && ok)
-        rd_log_user_error("%s failed on rank(s) %s (see their messages above)", what, list);
+    int first = -1, other = -1; /* the first failing rank, and one whose message differs */
+    for (int r = 0; r < w->size; r++) {
+        const char *m = all + (size_t)r * AGREE_MSG;
+        if (!m[0]) continue;
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%d", l ? ", " : "", r);
+        if (first < 0) first = r;
+        else if (other < 0 && strcmp(m, all + (size_t)first * AGREE_MSG) != 0) other = r;
+    }
+    if (w->rank == 0 && first >= 0) {
+        char also[AGREE_MSG + 64] = "";
+        if (other >= 0)
+            snprintf(also, sizeof also, " (rank %d: %s)", other, all + (size_t)other * AGREE_MSG);
+        if (first == 0)
+            rd_log_user_error("%s%s", msg, also);
+        else
+            rd_log_user_error("%s failed on rank(s) %s: %s%s", what, list,
+                              all + (size_t)first * AGREE_MSG, also);
+    }
     free(all);
-    return every;
+    return first < 0;
 }
 
 static bool file_exists(const char *p)
@@ -140,6 +153,20 @@ static int default_max_ctx(const struct rd_config *c)
     /* dynamic NTK exists to run past the trained length */
     if (c->rope.type == RD_ROPE_TYPE_DYNAMIC) n *= c->rope.factor;
     return n < 8192 ? (int)n : 8192;
+}
+
+/* --max-seq-len past the positions the model was trained for (its max_position_embeddings,
+ * times the factor for dynamic NTK, the one rope type that stretches at run time) is allowed but
+ * said once: output past that length is usually garbage. */
+static void warn_past_trained_length(const struct rd_config *c, int max_seq_len)
+{
+    double trained = c->max_position_embeddings;
+    if (c->rope.type == RD_ROPE_TYPE_DYNAMIC) trained *= c->rope.factor;
+    if (max_seq_len > trained)
+        RD_LOG_WARN("--max-seq-len %d is past the %.0f positions the model was trained for "
+                    "(max_position_embeddings %d, rope_type %s): tokens beyond position %.0f are "
+                    "likely to be garbage", max_seq_len, trained, c->max_position_embeddings,
+                    rd_rope_type_name(c->rope.type), trained);
 }
 
 static rd_status make_backend(struct app *A, char *err)
@@ -432,15 +459,16 @@ int rd_app_main(int argc, char **argv)
     if (ends_with(A.cfg.checkpoint_path, ".gguf")) {
         st = rd_weights_open_gguf(A.cfg.checkpoint_path, &A.src, err, sizeof err);
     } else {
-        char *stored_cfg = NULL;
-        st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, &stored_cfg, err, sizeof err);
-        free(stored_cfg);
+        /* the stored config is not needed here: the config came from --config */
+        st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, NULL, err, sizeof err);
     }
     if (!agree(&A, st == RD_OK, err, "opening the checkpoint")) {
         code = 1;
         goto out;
     }
     int max_ctx = A.args.max_seq_len ? A.args.max_seq_len : default_max_ctx(&A.cfg);
+    if (rank == 0 && A.args.max_seq_len && !A.args.attention_window)
+        warn_past_trained_length(&A.cfg, A.args.max_seq_len);
     /* with attention sinks the cache holds exactly the window, and prompts may be longer */
     int max_prompt = max_ctx;
     if (A.args.attention_window) {

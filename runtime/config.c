@@ -6,11 +6,13 @@
  * that also holds rope_theta. Both end in the same struct rd_rope_config. */
 #include "runtime/config.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/json.h"
 
@@ -349,6 +351,13 @@ static rd_status parse_root(const json_t *root, const char *base_dir, struct rd_
     return rd_config_validate(cfg, err, err_len);
 }
 
+/* A size field no larger than max (positivity is checked with its own message). */
+#define CHECK_MAX(value, name, max)                                                            \
+    do {                                                                                       \
+        if ((value) > (max))                                                                   \
+            FAIL("config field %s (%d) is out of range: at most %d", name, (value), (max));     \
+    } while (0)
+
 rd_status rd_config_validate(const struct rd_config *cfg, char *err, int err_len)
 {
     if (cfg->hidden_size <= 0) FAIL("config field hidden_size must be positive (got %d)", cfg->hidden_size);
@@ -360,6 +369,13 @@ rd_status rd_config_validate(const struct rd_config *cfg, char *err, int err_len
         FAIL("config field num_key_value_heads (%d) must be positive and divide "
              "num_attention_heads (%d)",
              cfg->n_kv_heads, cfg->n_heads);
+    CHECK_MAX(cfg->hidden_size, "hidden_size", RD_MAX_HIDDEN);
+    CHECK_MAX(cfg->intermediate_size, "intermediate_size", RD_MAX_FFN);
+    CHECK_MAX(cfg->n_layers, "num_hidden_layers", RD_MAX_LAYERS);
+    CHECK_MAX(cfg->n_heads, "num_attention_heads", RD_MAX_HEADS);
+    CHECK_MAX(cfg->n_kv_heads, "num_key_value_heads", RD_MAX_HEADS);
+    CHECK_MAX(cfg->vocab_size, "vocab_size", RD_MAX_VOCAB);
+    CHECK_MAX(cfg->max_position_embeddings, "max_position_embeddings", RD_MAX_POSITIONS);
     if (cfg->head_dim <= 0 || cfg->head_dim > 4096)
         FAIL("config field head_dim must be in 1..4096 (got %d)", cfg->head_dim);
     if (cfg->vocab_size <= 0) FAIL("config field vocab_size must be positive (got %d)", cfg->vocab_size);
@@ -403,33 +419,51 @@ rd_status rd_config_validate(const struct rd_config *cfg, char *err, int err_len
     return RD_OK;
 }
 
-rd_status rd_config_parse(const char *json_text, const char *base_dir, struct rd_config *cfg,
-                          char *err, int err_len)
+/* len bytes of text (a file may hold NUL bytes: they are not the end of it) */
+static rd_status parse_text(const char *json_text, size_t len, const char *base_dir,
+                            struct rd_config *cfg, char *err, int err_len)
 {
     rd_config_defaults(cfg);
     if (err && err_len > 0) err[0] = 0;
     char why[256];
-    json_t *root = rd_json_parse(json_text, json_text ? strlen(json_text) : 0, RD_JSON_ANY, why,
-                                 sizeof why);
+    json_t *root = rd_json_parse(json_text, len, RD_JSON_ANY, why, sizeof why);
     if (!root) FAIL("config is not valid JSON: %s", why);
     rd_status st = parse_root(root, base_dir, cfg, err, err_len);
     json_decref(root);
     return st;
 }
 
+rd_status rd_config_parse(const char *json_text, const char *base_dir, struct rd_config *cfg,
+                          char *err, int err_len)
+{
+    return parse_text(json_text, json_text ? strlen(json_text) : 0, base_dir, cfg, err, err_len);
+}
+
 rd_status rd_config_load(const char *path, struct rd_config *cfg, char *err, int err_len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (err) snprintf(err, (size_t)err_len, "cannot open config file %s", path);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (err) snprintf(err, (size_t)err_len, "config %s is a directory, not a JSON file", path);
         return RD_ERR_IO;
     }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > (64l << 20)) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (err)
+            snprintf(err, (size_t)err_len, "cannot open config file %s: %s", path, strerror(errno));
+        return RD_ERR_IO;
+    }
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
-        if (err) snprintf(err, (size_t)err_len, "config file %s is not a readable JSON file", path);
+        if (err) snprintf(err, (size_t)err_len, "config file %s cannot be read (not a regular file)", path);
+        return RD_ERR_IO;
+    }
+    if (n > RD_CONFIG_MAX_BYTES) {
+        fclose(f);
+        if (err)
+            snprintf(err, (size_t)err_len, "config file %s is %ld bytes, over the %d MB limit for a "
+                     "config", path, n, RD_CONFIG_MAX_BYTES >> 20);
         return RD_ERR_IO;
     }
     char *txt = malloc((size_t)n + 1);
@@ -447,7 +481,7 @@ rd_status rd_config_load(const char *path, struct rd_config *cfg, char *err, int
     if (slash) *slash = 0;
     else strcpy(base, ".");
     char sub[1024] = "";
-    rd_status st = rd_config_parse(txt, base, cfg, sub, sizeof sub);
+    rd_status st = parse_text(txt, (size_t)n, base, cfg, sub, sizeof sub);
     free(txt);
     if (st != RD_OK && err) snprintf(err, (size_t)err_len, "%s: %s", path, sub);
     return st;

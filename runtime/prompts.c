@@ -1,10 +1,12 @@
 /* Prompts on the coordinator (see prompts.h). */
 #include "runtime/prompts.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/json.h"
 #include "runtime/tokenizer.h"
@@ -71,8 +73,11 @@ static rd_status read_jsonl(const char *path, const struct rd_tokenizer *tok,
                             const struct rd_config *cfg, struct rd_prompts *p, char *err,
                             int err_len)
 {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        FAIL(RD_ERR_IO, "--prompts %s is a directory, not a JSONL file", path);
     FILE *f = fopen(path, "r");
-    if (!f) FAIL(RD_ERR_IO, "cannot open --prompts file %s", path);
+    if (!f) FAIL(RD_ERR_IO, "cannot open --prompts file %s: %s", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -138,6 +143,10 @@ static rd_status read_jsonl(const char *path, const struct rd_tokenizer *tok,
         }
     }
     free(line);
+    if (st == RD_OK && ferror(f)) {
+        snprintf(err, err_len, "cannot read --prompts file %s: %s", path, strerror(errno));
+        st = RD_ERR_IO;
+    }
     fclose(f);
     if (st == RD_OK && p->n == 0) FAIL(RD_ERR_INVALID_ARG, "--prompts file %s holds no prompts", path);
     return st;

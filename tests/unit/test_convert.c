@@ -94,7 +94,7 @@ static char *ckpt_config(const char *h5)
     char err[512];
     struct rd_ckpt *ck = NULL;
     char *cfg = NULL;
-    if (rd_ckpt_open(h5, &ck, err, sizeof err) == RD_OK) rd_ckpt_config_json(ck, &cfg);
+    if (rd_ckpt_open(h5, &ck, err, sizeof err) == RD_OK) rd_ckpt_config_json(ck, &cfg, NULL, 0);
     rd_ckpt_close(ck);
     return cfg;
 }
