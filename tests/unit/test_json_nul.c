@@ -3,14 +3,18 @@
  * added tokens and unk_token hold NUL bytes encodes and decodes them as the tokens they are
  * (not as byte fallbacks or unknowns); strings used as names (config fields, tokenizer
  * component strings) that hold a NUL byte are refused with a message saying so; and a
- * tokenizer whose vocab holds both a NUL byte and U+FFFF is refused rather than confused. Uses
- * the embedded default model's tokenizer (configs/default); no ../shared needed. */
+ * tokenizer whose vocab holds both a NUL byte and U+FFFF is refused rather than confused. GGUF
+ * strings carry their length too: a GGUF vocabulary with NUL bytes in its pieces and merges
+ * keeps them. Uses the embedded default model's tokenizer (configs/default) and a GGUF written
+ * here; no ../shared needed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "gguf_writer.h"
 #include "runtime/cli.h"
+#include "runtime/gguf.h"
 #include "runtime/config.h"
 #include "runtime/prompts.h"
 #include "runtime/tokenizer.h"
@@ -147,6 +151,53 @@ static void test_refused(void)
     CHECK_MSG(st == RD_ERR_CONFIG && strstr(err, "model_type") && strstr(err, "NUL"), "%s", err);
 }
 
+/* A SentencePiece-kind GGUF vocabulary whose pieces hold NUL bytes: "a\0" encodes as its own
+ * piece and decodes back to both bytes. */
+static void test_gguf_tokens(void)
+{
+    static struct rd_gguf_str toks[] = {{5, "<unk>"}, {3, "<s>"},   {4, "</s>"},
+                                        {1, "a"},     {1, "\0"},    {2, "a\0"}};
+    static float scores[] = {0, 0, 0, -2, -2, -1};
+    static int32_t types[] = {RD_TOKEN_TYPE_UNKNOWN, RD_TOKEN_TYPE_CONTROL, RD_TOKEN_TYPE_CONTROL,
+                              RD_TOKEN_TYPE_NORMAL, RD_TOKEN_TYPE_NORMAL, RD_TOKEN_TYPE_NORMAL};
+    struct rd_gguf_kv kv[6];
+    memset(kv, 0, sizeof kv);
+    kv[0] = (struct rd_gguf_kv){.key = "tokenizer.ggml.model", .type = RD_GGUF_TYPE_STRING,
+                                .v.str = {5, "llama"}};
+    kv[1] = (struct rd_gguf_kv){.key = "tokenizer.ggml.tokens", .type = RD_GGUF_TYPE_ARRAY,
+                                .arr_type = RD_GGUF_TYPE_STRING, .n = 6, .arr = toks};
+    kv[2] = (struct rd_gguf_kv){.key = "tokenizer.ggml.scores", .type = RD_GGUF_TYPE_ARRAY,
+                                .arr_type = RD_GGUF_TYPE_FLOAT32, .n = 6, .arr = scores};
+    kv[3] = (struct rd_gguf_kv){.key = "tokenizer.ggml.token_type", .type = RD_GGUF_TYPE_ARRAY,
+                                .arr_type = RD_GGUF_TYPE_INT32, .n = 6, .arr = types};
+    kv[4] = (struct rd_gguf_kv){.key = "tokenizer.ggml.add_space_prefix",
+                                .type = RD_GGUF_TYPE_BOOL, .v.b = false};
+    kv[5] = (struct rd_gguf_kv){.key = "tokenizer.ggml.add_bos_token", .type = RD_GGUF_TYPE_BOOL,
+                                .v.b = false};
+    const struct rd_gguf_kv *list[] = {&kv[0], &kv[1], &kv[2], &kv[3], &kv[4], &kv[5]};
+    char path[512], err[512] = "";
+    snprintf(path, sizeof path, "%s/nul.gguf", g_dir);
+    CHECK(rd_test_gguf_write(path, list, 6, NULL, 0));
+    struct rd_gguf *g = NULL;
+    CHECK_MSG(rd_gguf_open(path, &g, err, sizeof err) == RD_OK, "%s", err);
+    struct rd_tokenizer *t = NULL;
+    CHECK_MSG(g && rd_tokenizer_load_gguf(g, &t, err, sizeof err) == RD_OK, "%s", err);
+    rd_gguf_close(g);
+    if (!t) return;
+    int32_t *ids = NULL;
+    int n = 0;
+    CHECK(rd_tokenizer_encode(t, "a\0a", 3, true, &ids, &n) == RD_OK);
+    CHECK_MSG(n == 2 && ids[0] == 5 && ids[1] == 3, "\"a\\0a\" -> %d ids, first %d", n,
+              n ? ids[0] : -1);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(n > 0 && rd_tokenizer_decode(t, ids, n, &text, &len) == RD_OK);
+    CHECK_MSG(text && len == 3 && !memcmp(text, "a\0a", 3), "decoded %zu bytes", len);
+    free(text);
+    free(ids);
+    rd_tokenizer_free(t);
+}
+
 int main(void)
 {
     rd_test_tmpdir(g_dir, sizeof g_dir);
@@ -157,6 +208,7 @@ int main(void)
     test_prompt();
     test_tokenizer_tokens();
     test_refused();
+    test_gguf_tokens();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
