@@ -2,8 +2,8 @@
  *
  * Failure discipline: errors every rank sees alike (flags, config, shard rules) end every rank
  * before the first collective. Errors that may differ per rank (opening the checkpoint, reading
- * a slice, allocating) are agreed on with one collective (every rank reports its status, rank 0
- * names the failing ranks) so all ranks exit together. A failure in the middle of generation,
+ * a slice, allocating) are agreed on with one collective (rd_world_agree: rank 0 prints the
+ * cause, its own or the first failing rank's) so all ranks exit together. A failure in the middle of generation,
  * when peers may already wait in a collective, ends the job with MPI_Abort. */
 #include "runtime/app.h"
 
@@ -49,44 +49,6 @@ struct app {
     struct rd_sampler sampler;
     struct rd_watchdog *watchdog;
 };
-
-/* Every rank passes its status with its message (AGREE_MSG bytes, "" when fine) in one
- * collective. Returns true when all ranks are fine. Only rank 0 prints, one line: its own
- * message when it failed, else which ranks failed and the first one's message; a different
- * message of another failing rank is added to the line. */
-#define AGREE_MSG 512
-static bool agree(struct app *A, bool ok, const char *msg, const char *what)
-{
-    const struct rd_world *w = &A->world;
-    char mine[AGREE_MSG] = "";
-    if (!ok) snprintf(mine, sizeof mine, "%s", msg && *msg ? msg : "(no message)");
-    char *all = malloc((size_t)w->size * AGREE_MSG);
-    if (!all || MPI_Allgather(mine, AGREE_MSG, MPI_CHAR, all, AGREE_MSG, MPI_CHAR, w->comm) !=
-                    MPI_SUCCESS)
-        rd_world_abort(w, 1, "MPI_Allgather failed while agreeing on a status");
-    char list[256] = "";
-    int first = -1, other = -1; /* the first failing rank, and one whose message differs */
-    for (int r = 0; r < w->size; r++) {
-        const char *m = all + (size_t)r * AGREE_MSG;
-        if (!m[0]) continue;
-        size_t l = strlen(list);
-        snprintf(list + l, sizeof list - l, "%s%d", l ? ", " : "", r);
-        if (first < 0) first = r;
-        else if (other < 0 && strcmp(m, all + (size_t)first * AGREE_MSG) != 0) other = r;
-    }
-    if (w->rank == 0 && first >= 0) {
-        char also[AGREE_MSG + 64] = "";
-        if (other >= 0)
-            snprintf(also, sizeof also, " (rank %d: %s)", other, all + (size_t)other * AGREE_MSG);
-        if (first == 0)
-            rd_log_user_error("%s%s", msg, also);
-        else
-            rd_log_user_error("%s failed on rank(s) %s: %s%s", what, list,
-                              all + (size_t)first * AGREE_MSG, also);
-    }
-    free(all);
-    return first < 0;
-}
 
 static bool file_exists(const char *p)
 {
@@ -434,14 +396,14 @@ int rd_app_main(int argc, char **argv)
     if (rd_watchdog_start(&A.world, &A.watchdog) != RD_OK)
         rd_world_abort(&A.world, 1, "cannot start the liveness watchdog");
     rd_status st = load_config(&A, err);
-    if (!agree(&A, st == RD_OK, err, "reading the config")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "reading the config")) {
         code = 1;
         goto out;
     }
 
     /* 2. backend and communicator */
     st = make_backend(&A, err);
-    if (!agree(&A, st == RD_OK, err, "opening the device")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "opening the device")) {
         code = 1;
         goto out;
     }
@@ -462,7 +424,7 @@ int rd_app_main(int argc, char **argv)
         /* the stored config is not needed here: the config came from --config */
         st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, NULL, err, sizeof err);
     }
-    if (!agree(&A, st == RD_OK, err, "opening the checkpoint")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "opening the checkpoint")) {
         code = 1;
         goto out;
     }
@@ -501,7 +463,7 @@ int rd_app_main(int argc, char **argv)
             snprintf(err, sizeof err, "loading %s: %s", A.cfg.checkpoint_path,
                      lerr[0] ? lerr : rd_status_str(st));
     }
-    if (!agree(&A, st == RD_OK, err, "loading the weights")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "loading the weights")) {
         code = 1;
         goto out;
     }
