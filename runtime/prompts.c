@@ -152,11 +152,11 @@ static rd_status read_jsonl(const char *path, const struct rd_tokenizer *tok,
     return st;
 }
 
-rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
-                          const struct rd_tokenizer *tok, int max_ctx, struct rd_prompts *p,
-                          char *err, int err_len)
+/* The prompts as given, not yet checked against the vocabulary and the context. */
+static rd_status gather(const struct rd_args *a, const struct rd_config *cfg,
+                        const struct rd_tokenizer *tok, struct rd_prompts *p, char *err,
+                        int err_len)
 {
-    memset(p, 0, sizeof *p);
     rd_status st = RD_OK;
     if (a->prompt_ids) {
         int32_t *ids;
@@ -171,7 +171,12 @@ rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
         RD_TRY(encode_text(tok, cfg, a->prompt, strlen(a->prompt), &ids, &n, err, err_len));
         if ((st = add_prompt(p, ids, n, strdup(a->prompt))) != RD_OK) free(ids);
     }
-    if (st != RD_OK) return st;
+    return st;
+}
+
+static rd_status check(const struct rd_config *cfg, int max_ctx, const struct rd_prompts *p,
+                       char *err, int err_len)
+{
     for (int i = 0; i < p->n; i++) {
         const char *which = p->n > 1 ? "prompt " : "the prompt";
         char num[32] = "";
@@ -187,6 +192,17 @@ rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
                      "(0..%d)", p->ids[i][j], which, num, cfg->vocab_size, cfg->vocab_size - 1);
     }
     return RD_OK;
+}
+
+rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
+                          const struct rd_tokenizer *tok, int max_ctx, struct rd_prompts *p,
+                          char *err, int err_len)
+{
+    memset(p, 0, sizeof *p);
+    rd_status st = gather(a, cfg, tok, p, err, err_len);
+    if (st == RD_OK) st = check(cfg, max_ctx, p, err, err_len);
+    if (st != RD_OK) rd_prompts_free(p); /* on failure nothing is left half-built */
+    return st;
 }
 
 rd_status rd_prompts_bcast(struct rd_comm *c, bool ok, struct rd_prompts *p)

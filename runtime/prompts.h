@@ -19,7 +19,8 @@ struct rd_prompts {
     char **text; /* original text when given as text (NULL entries otherwise) */
 };
 
-/* Rank 0: builds the prompts. tok may be NULL (then text prompts are an error). */
+/* Rank 0: builds the prompts. tok may be NULL (then text prompts are an error). On failure p
+ * is left empty (nothing to free). */
 rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
                           const struct rd_tokenizer *tok, int max_ctx, struct rd_prompts *p,
                           char *err, int err_len);
