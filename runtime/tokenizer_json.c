@@ -5,17 +5,12 @@
  * differently from Hugging Face later.
  *
  * Tokens keep their exact bytes: vocab keys, merges, added tokens and unk_token are read with
- * their lengths, so a token holding a NUL byte ("\u0000") is a token like any other. jansson
- * cannot hold a NUL byte in an object key, so before parsing, each "\u0000" inside a key is
- * rewritten in a copy of the text as "\uffff" (U+FFFF, a noncharacter; the same six bytes) and
- * turned back into a NUL byte when the vocab is read; a file that holds U+FFFF itself as well is
- * refused, since the two could not be told apart. The other strings (types, patterns,
- * replacements) are used as C strings: one holding a NUL byte is refused. */
-#define _GNU_SOURCE /* memmem */
+ * their lengths, so a token holding a NUL byte ("\u0000") is a token like any other (vocab keys
+ * too, which jansson cannot hold with a NUL byte: see tokenizer_json_keys.c). The other strings
+ * (types, patterns, replacements) are used as C strings: one holding a NUL byte is refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "common/json.h"
 #include "runtime/tokenizer_impl.h"
@@ -24,7 +19,7 @@ struct ctx {
     struct rd_tokenizer *t;
     char *err;
     int err_len;
-    bool nul_keys;       /* keys had "\u0000" rewritten as U+FFFF */
+    bool nul_keys;       /* keys had "\u0000" rewritten (tok_json_mark_nul_keys) */
     const char *nul_str; /* the first non-token string found holding a NUL byte */
 };
 
@@ -78,89 +73,6 @@ static rd_status pattern_of(struct ctx *c, const json_t *o, const char **str, co
     *regex = jstr(c, pat, "Regex");
     if (!*str && !*regex) FAIL(c, RD_ERR_FORMAT, "pattern must be {\"String\"} or {\"Regex\"}");
     return RD_OK;
-}
-
-/* ---------------------------------------------------------------- NUL bytes in keys */
-
-#define MARK "\xEF\xBF\xBF" /* U+FFFF in UTF-8 */
-
-/* Walks the string whose text starts at i (just past its opening quote) to its closing quote,
- * returning that index (len when unterminated). *nul: whether it holds a "\u0000" escape;
- * *mark: whether it holds a "\uffff" one. With out, each "\u0000" is rewritten there. */
-static size_t walk_string(const char *t, size_t len, size_t i, bool *nul, bool *mark, char *out)
-{
-    while (i < len && t[i] != '"') {
-        if (t[i] != '\\') {
-            i++;
-        } else if (i + 6 <= len && t[i + 1] == 'u') {
-            if (!memcmp(t + i, "\\u0000", 6)) {
-                *nul = true;
-                if (out) memcpy(out + i, "\\uffff", 6);
-            }
-            *mark |= !strncasecmp(t + i, "\\uffff", 6);
-            i += 6;
-        } else {
-            i += 2; /* any other escape, including an escaped backslash or quote */
-        }
-    }
-    return i < len ? i : len;
-}
-
-/* Whether the text after a closing quote continues with ':' (the string was a key). */
-static bool key_follows(const char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
-    return i < n && s[i] == ':';
-}
-
-/* When an object key of text holds "\u0000": *copy gets the text with each such escape in a
- * key replaced by "\uffff" (else *copy stays NULL). Refuses a text that also holds U+FFFF. */
-static rd_status mark_nul_keys(struct ctx *c, const char *text, size_t len, char **copy)
-{
-    *copy = NULL;
-    if (!memmem(text, len, "\\u0000", 6)) return RD_OK; /* the common case: nothing to do */
-    bool mark = memmem(text, len, MARK, 3) != NULL;
-    char *out = NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] != '"') continue;
-        bool nul = false;
-        size_t end = walk_string(text, len, i + 1, &nul, &mark, NULL);
-        if (nul && end < len && key_follows(text + end + 1, len - end - 1)) {
-            if (!out) {
-                if (!(out = malloc(len + 1))) return RD_ERR_OOM;
-                memcpy(out, text, len);
-                out[len] = 0;
-            }
-            walk_string(text, len, i + 1, &nul, &mark, out);
-        }
-        i = end;
-    }
-    if (out && mark) {
-        free(out);
-        FAIL(c, RD_ERR_UNSUPPORTED, "a vocab token holds a NUL byte (\\u0000) and the file also "
-             "holds U+FFFF; ropedist cannot load both");
-    }
-    *copy = out;
-    c->nul_keys = out != NULL;
-    return RD_OK;
-}
-
-/* A key as the document meant it: with nul_keys, each U+FFFF back to a NUL byte (into buf,
- * which grows). Returns the bytes and their length in *n. */
-static const char *real_key(struct ctx *c, const char *key, size_t *n, struct bytebuf *buf)
-{
-    *n = strlen(key);
-    if (!c->nul_keys || !memmem(key, *n, MARK, 3)) return key;
-    buf->n = 0;
-    for (size_t i = 0; i < *n;) {
-        static const char zero = 0;
-        bool m = i + 3 <= *n && !memcmp(key + i, MARK, 3);
-        if (bb_put(buf, m ? &zero : key + i, 1) != RD_OK) return NULL;
-        i += m ? 3 : 1;
-    }
-    *n = buf->n;
-    return buf->p;
 }
 
 /* ---------------------------------------------------------------- model */
@@ -235,11 +147,11 @@ static rd_status load_model(struct ctx *c, const json_t *m)
     const char *key;
     const json_t *e;
     rd_status st = RD_OK;
-    json_object_foreach((json_t *)vocab, key, e)
+    size_t n;
+    json_object_keylen_foreach((json_t *)vocab, key, n, e)
     {
         int32_t id;
-        size_t n;
-        const char *k = real_key(c, key, &n, &kb);
+        const char *k = c->nul_keys ? tok_json_real_key(key, &n, &kb) : key;
         if (!k) {
             st = RD_ERR_OOM;
             break;
@@ -594,7 +506,8 @@ rd_status rd_tokenizer_load_json(const char *json_text, size_t len, struct rd_to
     struct ctx c = {t, err, err_len, false, NULL};
     char *marked = NULL, why[256];
     json_t *j = NULL;
-    rd_status st = mark_nul_keys(&c, json_text, len, &marked);
+    rd_status st = tok_json_mark_nul_keys(json_text, len, &marked, err, err_len);
+    c.nul_keys = marked != NULL;
     if (st == RD_OK) {
         j = rd_json_parse(marked ? marked : json_text, len, 0, why, sizeof why);
         free(marked);

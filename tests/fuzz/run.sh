@@ -35,7 +35,7 @@ t1=$(date +%s)
 
 # the corpora: committed seeds and regressions, and the larger real files
 for h in "${harnesses[@]}"; do
-    rm -rf "$build/corpus/$h" && mkdir -p "$build/corpus/$h" "$build/artifacts/$h"
+    rm -rf "$build/corpus/$h" "$build/artifacts/$h" && mkdir -p "$build/corpus/$h" "$build/artifacts/$h"
     cp "$src/tests/fuzz/seeds/$h/"* "$build/corpus/$h/" 2>/dev/null
     cp "$src/tests/fuzz/regressions/$h/"* "$build/corpus/$h/" 2>/dev/null
 done
