@@ -240,7 +240,7 @@ static void log_settings(void)
     static const char *const k_names[] = {"RD_LOG_LEVEL", "RD_DEBUG_SYNC", "RD_WATCHDOG",
                                           "RD_NCCL_POLL", "RD_NCCL_TIMEOUT_S", "RD_ATTN_PATH",
                                           "RD_CUDA_GRAPHS"};
-    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto", "0"};
+    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto", "1"};
     char line[512] = "settings:";
     for (size_t i = 0; i < sizeof k_names / sizeof *k_names; i++) {
         size_t l = strlen(line);
