@@ -6,6 +6,7 @@
 #   bash bench/run_gpu.sh                # all phases
 #   bash bench/run_gpu.sh build ours     # phases: build ours hf summary (a device call is at
 #   bash bench/run_gpu.sh hf summary     #   most 10 minutes: split them over two calls)
+#   bash bench/run_gpu.sh build serve    # `ropedist serve` under 1, 8, 32, 128 concurrent clients
 #
 # Results (tables as .txt, -J JSON, scaling.png) go to $OUT when set (the device tool's result
 # folder), else build-bench/bench-results. Environment: BUILD_DIR, JOBS, MODEL (llama-3-8b),
@@ -46,7 +47,7 @@ for phase in "${phases[@]}"; do
         run configure cmake -S "$ROOT" -B "$BUILD" "${gen[@]}" -DROPEDIST_CUDA=ON \
             -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release
         run build cmake --build "$BUILD" -j "$JOBS" --target bench_decode bench_prefill \
-            bench_attention bench_breakdown bench_scaling
+            bench_attention bench_breakdown bench_scaling ropedist ropedist-convert
         ;;
     ours)
         common=(--device cuda -n "$ITERS")
@@ -74,6 +75,15 @@ for phase in "${phases[@]}"; do
             -c 2k,8k,16k,32k -n "$ITERS" -J "$RES/hf_sdpa.json"
         run hf_decode python3 "$ROOT/bench/compare_hf.py" -m "$MODEL" -b 1,8,64 -c 128,2k \
             -n "$ITERS" --budget-s 420 "${join[@]}" -J "$RES/hf_decode.json"
+        ;;
+    serve)
+        # synthetic weights of the 8B shape (no checkpoint on the machine), 1 rank, bf16
+        [ -f "$BUILD/serve-8b.h5" ] || run convert "$BUILD/ropedist-convert" --random \
+            --config "$ROOT/configs/$MODEL.json" --dtype bf16 -o "$BUILD/serve-8b.h5"
+        run serve python3 "$ROOT/bench/bench_serve.py" --bin "$BUILD/ropedist" --np 1 \
+            --device cuda --config "$ROOT/configs/$MODEL.json" -c 1,8,32,128 -n 256 \
+            --input-len 128:1024 --output-len 64:256 --max-seq-len 2048 -J "$RES/serve.json" \
+            --server-args --checkpoint "$BUILD/serve-8b.h5" --batch 128
         ;;
     summary)
         python3 - "$RES" <<'PY'
@@ -109,7 +119,7 @@ for n in ("scaling_8b.json", "scaling_70b.json"):
             print("  %s tp8 b%d: %.3f ms/step, speedup %.2f, eff %.0f%% (projected)" % (n[8:-5], r["batch"], r["step"], r["speedup"] or 0, r["eff"] or 0))
 PY
         ;;
-    *) echo "unknown phase $phase (build ours hf summary)"; exit 2 ;;
+    *) echo "unknown phase $phase (build ours hf serve summary)"; exit 2 ;;
     esac
 done
 exit $failed

@@ -121,6 +121,11 @@ struct rd_ops {
     rd_status (*graph_end)(struct rd_backend *be, void **graph);
     rd_status (*graph_launch)(struct rd_backend *be, void *graph);
     void (*graph_free)(struct rd_backend *be, void *graph);
+
+    /* Memory the backend may still allocate (optional; NULL = unknown): cuda, the device's
+     * free and total bytes (cudaMemGetInfo); cpu, the host's available and total memory. Sizes
+     * the paged KV cache when no size is given. */
+    rd_status (*mem_info)(struct rd_backend *be, size_t *free_bytes, size_t *total_bytes);
 };
 
 struct rd_backend {

@@ -29,6 +29,11 @@ rd_status rd_comm_allreduce_sum(struct rd_comm *c, void *buf_d, size_t n);
 
 /* Host-side helpers over MPI (small metadata, logits for rank 0). */
 rd_status rd_comm_bcast_host(struct rd_comm *c, void *buf_h, size_t bytes, int root);
+/* The same broadcast, for a receiver that may wait long (a server's ranks between requests):
+ * a non-blocking broadcast polled with a growing sleep (up to about 2 ms) once it has waited a
+ * couple of milliseconds, so idle ranks do not spin a core. Every rank must call this variant
+ * for the same broadcast (a non-blocking collective never matches a blocking one). */
+rd_status rd_comm_bcast_host_idle(struct rd_comm *c, void *buf_h, size_t bytes, int root);
 /* Gathers counts[r] floats from every rank into dst_h on root (displacements = prefix sums). */
 rd_status rd_comm_gatherv_f32(struct rd_comm *c, const float *src_h, int n_local, float *dst_h,
                               const int *counts, int root);

@@ -160,26 +160,51 @@ static rd_status alloc_i32(struct rd_model *m, size_t n, int32_t **p)
     return m->be->ops->alloc(m->be, n * sizeof(int32_t), (void **)p);
 }
 
-/* The KV cache of lim.max_seqs slots of lim.max_ctx tokens and its block table. */
+uint64_t rd_model_kv_block_bytes(const struct rd_config *cfg, const struct rd_shard *shard,
+                                 int block_size, enum rd_dtype dtype)
+{
+    return (uint64_t)2 * cfg->n_layers * block_size * shard->kv_local * cfg->head_dim *
+           rd_dtype_size(dtype);
+}
+
+/* The KV pool (lim.n_blocks blocks, or every slot's full context) and its block table. */
 static rd_status alloc_cache(struct rd_model *m)
 {
     struct rd_backend *be = m->be;
     const struct rd_model_limits *lim = &m->lim;
     m->max_blocks = (lim->max_ctx + lim->block_size - 1) / lim->block_size;
-    m->n_blocks = m->max_blocks * lim->max_seqs;
+    m->n_blocks = lim->n_blocks > 0 ? lim->n_blocks : m->max_blocks * lim->max_seqs;
     const size_t cache_n = (size_t)m->n_blocks * lim->block_size * m->Hkv_local * m->Dh;
     const size_t n_tab = (size_t)lim->max_seqs * m->max_blocks;
     m->block_table_h = malloc(n_tab * sizeof(int32_t));
     if (!m->block_table_h) return RD_ERR_OOM;
-    m->kv_bytes = (uint64_t)2 * m->cfg.n_layers * cache_n * rd_dtype_size(be->dtype);
+    m->kv_block_bytes = rd_model_kv_block_bytes(&m->cfg, &m->shard, lim->block_size, be->dtype);
+    m->kv_bytes = m->kv_block_bytes * (uint64_t)m->n_blocks;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         RD_TRY(alloc_act(m, cache_n, &m->k_cache_d[l]));
         RD_TRY(alloc_act(m, cache_n, &m->v_cache_d[l]));
     }
-    /* each slot owns a contiguous run of blocks; the table keeps attention ops general */
-    for (size_t i = 0; i < n_tab; i++) m->block_table_h[i] = (int32_t)i;
+    for (size_t i = 0; i < n_tab; i++) m->block_table_h[i] = (int32_t)(i % (size_t)m->n_blocks);
+    m->table_dirty_lo = m->table_dirty_hi = 0;
     RD_TRY(alloc_i32(m, n_tab, &m->block_table_d));
     return be->ops->upload(be, m->block_table_d, m->block_table_h, n_tab * sizeof(int32_t));
+}
+
+rd_status rd_model_set_block(struct rd_model *m, int seq, int j, int32_t phys)
+{
+    if (seq < 0 || seq >= m->lim.max_seqs || j < 0 || j >= m->max_blocks || phys < 0 ||
+        phys >= m->n_blocks)
+        return RD_ERR_RANGE;
+    int i = seq * m->max_blocks + j;
+    m->block_table_h[i] = phys;
+    if (m->table_dirty_lo == m->table_dirty_hi) {
+        m->table_dirty_lo = i;
+        m->table_dirty_hi = i + 1;
+    } else {
+        if (i < m->table_dirty_lo) m->table_dirty_lo = i;
+        if (i + 1 > m->table_dirty_hi) m->table_dirty_hi = i + 1;
+    }
+    return RD_OK;
 }
 
 static void free_cache(struct rd_model *m)
@@ -280,24 +305,29 @@ rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
     RD_TRY_GOTO(read_block(&L, head, V, D, shard->v0, shard->v_local, 0, D, L.stage), st, done);
     RD_TRY_GOTO(upload(&L, &m->lm_head_d, L.stage, (size_t)shard->v_local * D), st, done);
     m->file_bytes = src->bytes_read ? src->bytes_read(src->ctx) : 0;
-    if (rd_env_int("RD_CUDA_GRAPHS", 0)) {
-        m->use_graphs = be->ops->graph_begin && be->ops->graph_end && be->ops->graph_launch &&
-                        be->ops->graph_free;
-        if (m->use_graphs)
-            RD_LOG_INFO("RD_CUDA_GRAPHS=1: decode steps (up to %d tokens) replay graphs",
-                        RD_MODEL_GRAPH_MAX_T);
-        else
-            RD_LOG_INFO("RD_CUDA_GRAPHS=1: the %s backend has no graphs; running eagerly",
-                        be->ops->name);
+    const bool has_graphs = be->ops->graph_begin && be->ops->graph_end &&
+                            be->ops->graph_launch && be->ops->graph_free;
+    if (has_graphs) {
+        m->use_graphs = rd_env_int("RD_CUDA_GRAPHS", 1) != 0;
+        RD_LOG_INFO(m->use_graphs ? "decode steps (up to %d tokens) replay %s graphs "
+                                    "(RD_CUDA_GRAPHS=0 runs them eagerly)"
+                                  : "decode steps (up to %d tokens) run eagerly on %s "
+                                    "(RD_CUDA_GRAPHS=0)",
+                    RD_MODEL_GRAPH_MAX_T, be->ops->name);
     }
     st = alloc_runtime(m);
     if (st != RD_OK && !err[0])
         snprintf(err, err_len, "out of %s memory for the KV cache and activations (%.1f MB of KV "
-                 "cache for %d sequence(s) x %d tokens, after %.1f MB of weights): lower "
+                 "cache: %d blocks of %d tokens, after %.1f MB of weights): lower --kv-cache-gb, "
                  "--max-seq-len or --max-batch-tokens", be->ops->name,
-                 (double)2 * cfg->n_layers * m->max_blocks * lim->block_size * lim->max_seqs *
-                     m->Hkv_local * m->Dh * rd_dtype_size(be->dtype) / 1e6,
-                 lim->max_seqs, lim->max_ctx, m->weight_bytes / 1e6);
+                 (double)rd_model_kv_block_bytes(cfg, shard, lim->block_size, be->dtype) *
+                     (lim->n_blocks > 0 ? lim->n_blocks
+                                        : lim->max_seqs * ((lim->max_ctx + lim->block_size - 1) /
+                                                           lim->block_size)) / 1e6,
+                 lim->n_blocks > 0 ? lim->n_blocks
+                                   : lim->max_seqs * ((lim->max_ctx + lim->block_size - 1) /
+                                                      lim->block_size),
+                 lim->block_size, m->weight_bytes / 1e6);
 done:
     free(L.stage);
     return st;
@@ -339,14 +369,15 @@ void rd_model_free(struct rd_model *m)
     memset(m, 0, sizeof *m);
 }
 
-rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx)
+static rd_status resize(struct rd_model *m, int seqs, int ctx, int n_blocks)
 {
-    if (seqs < 1 || ctx < 1 || (m->lim.window > 0 && ctx != m->lim.window))
+    if (seqs < 1 || ctx < 1 || n_blocks < 0 || (m->lim.window > 0 && ctx != m->lim.window))
         return RD_ERR_INVALID_ARG;
     free_graphs(m); /* they point into the old cache and were recorded for the old max_ctx */
     free_cache(m);
     m->lim.max_seqs = seqs;
     m->lim.max_ctx = ctx;
+    m->lim.n_blocks = n_blocks;
     rd_status st = alloc_cache(m);
     if (st != RD_OK) {
         free_cache(m);
@@ -354,6 +385,17 @@ rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx)
         m->max_blocks = m->n_blocks = 0;
     }
     return st;
+}
+
+rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx)
+{
+    return resize(m, seqs, ctx, 0);
+}
+
+rd_status rd_model_resize_pool(struct rd_model *m, int n_blocks)
+{
+    if (n_blocks < 1) return RD_ERR_INVALID_ARG;
+    return resize(m, m->lim.max_seqs, m->lim.max_ctx, n_blocks);
 }
 
 /* ---- forward ---- */
@@ -520,6 +562,11 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
     RD_TRY(o->upload(be, m->seq_d, b->seq, ti));
     RD_TRY(o->upload(be, m->slot_d, b->slot, ti));
     RD_TRY(o->upload(be, m->nctx_d, b->n_ctx, ti));
+    if (m->table_dirty_hi > m->table_dirty_lo) {
+        const int lo = m->table_dirty_lo, n = m->table_dirty_hi - lo;
+        RD_TRY(o->upload(be, m->block_table_d + lo, m->block_table_h + lo, (size_t)n * sizeof(int32_t)));
+        m->table_dirty_lo = m->table_dirty_hi = 0;
+    }
     RD_TRY(update_rope(m, b->rope_len > max_pos + 1 ? b->rope_len : max_pos + 1));
     ON_OP(m, HOST_IN, -1);
 

@@ -27,6 +27,7 @@ void rd_prompts_free(struct rd_prompts *p)
     free(p->ids);
     free(p->len);
     free(p->text);
+    free(p->max_new);
     memset(p, 0, sizeof *p);
 }
 
@@ -38,7 +39,10 @@ static rd_status add_prompt(struct rd_prompts *p, int32_t *ids, int n, char *tex
     if (nl) p->len = nl;
     char **nt = realloc(p->text, (size_t)(p->n + 1) * sizeof *nt);
     if (nt) p->text = nt;
-    if (!ni || !nl || !nt) return RD_ERR_OOM;
+    int *nm = realloc(p->max_new, (size_t)(p->n + 1) * sizeof *nm);
+    if (nm) p->max_new = nm;
+    if (!ni || !nl || !nt || !nm) return RD_ERR_OOM;
+    p->max_new[p->n] = -1;
     p->ids[p->n] = ids;
     p->len[p->n] = n;
     p->text[p->n] = text;
@@ -134,8 +138,17 @@ static rd_status read_jsonl(const char *path, const struct rd_tokenizer *tok,
                      path, lineno);
             st = RD_ERR_INVALID_ARG;
         }
+        const json_t *mn = json_object_get(o, "max_new_tokens");
+        int64_t mnv = -1;
+        if (st == RD_OK && mn && !rd_json_int(mn, 0, 2147483647, &mnv)) {
+            snprintf(err, err_len, "%s line %d: max_new_tokens must be a non-negative integer", path,
+                     lineno);
+            st = RD_ERR_INVALID_ARG;
+        }
+        int max_new = mn && st == RD_OK ? (int)mnv : -1;
         json_decref(o);
         if (st == RD_OK) st = add_prompt(p, ids, n, text);
+        if (st == RD_OK) p->max_new[p->n - 1] = max_new;
         if (st != RD_OK) {
             free(ids);
             free(text);
@@ -217,9 +230,11 @@ rd_status rd_prompts_bcast(struct rd_comm *c, bool ok, struct rd_prompts *p)
         p->ids = calloc((size_t)p->n, sizeof *p->ids);
         p->len = calloc((size_t)p->n, sizeof *p->len);
         p->text = calloc((size_t)p->n, sizeof *p->text);
-        if (!p->ids || !p->len || !p->text) return RD_ERR_OOM;
+        p->max_new = calloc((size_t)p->n, sizeof *p->max_new);
+        if (!p->ids || !p->len || !p->text || !p->max_new) return RD_ERR_OOM;
     }
     RD_TRY(rd_comm_bcast_host(c, p->len, (size_t)p->n * sizeof(int), 0));
+    RD_TRY(rd_comm_bcast_host(c, p->max_new, (size_t)p->n * sizeof(int), 0));
     for (int i = 0; i < p->n; i++) {
         if (c->rank != 0) {
             p->ids[i] = malloc(((size_t)p->len[i] + 1) * sizeof(int32_t));

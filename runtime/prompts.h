@@ -17,6 +17,7 @@ struct rd_prompts {
     int32_t **ids;
     int *len;
     char **text; /* original text when given as text (NULL entries otherwise) */
+    int *max_new; /* per prompt ("max_new_tokens" of a --prompts line), -1: --max-new-tokens */
 };
 
 /* Rank 0: builds the prompts. tok may be NULL (then text prompts are an error). On failure p

@@ -50,7 +50,7 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode_kernel(con
     const size_t W = (size_t)(p.H + 2 * p.Hkv) * Dh;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
-    extern __shared__ float4 smem_f4[];
+    RD_DYN_SMEM(float4, smem_f4);
     float *q_s = reinterpret_cast<float *>(smem_f4);         /* [R][qs] rotated q */
     float *acc_s = q_s + R * qs;                             /* [warps][R][qs] */
     float *ml_s = acc_s + ATTN_WARPS * R * qs;               /* [warps][R][2] (m, l) */
@@ -253,7 +253,7 @@ static __global__ void attn_decode_merge_kernel(const decode_params dp)
 template <typename T, int DPL, int R>
 static void launch_decode(const decode_params &dp, dim3 grid, size_t smem, cudaStream_t st)
 {
-    attn_decode_kernel<T, DPL, R><<<grid, ATTN_WARPS * 32, smem, st>>>(dp);
+    RD_LAUNCH(grid, ATTN_WARPS * 32, smem, st, attn_decode_kernel<T, DPL, R>)(dp);
 }
 
 template <typename T>
@@ -329,7 +329,7 @@ rd_status rd_attn_decode(struct rd_backend *be, const rd_attn_params &p)
         const int threads = p.Dh <= 64 ? 64 : p.Dh <= 128 ? 128 : 256;
         dim3 mgrid((unsigned)p.T, (unsigned)p.H);
         RD_DISPATCH_DTYPE(be->dtype, T,
-            attn_decode_merge_kernel<T><<<mgrid, threads, 0, impl->stream>>>(dp))
+            RD_LAUNCH(mgrid, threads, 0, impl->stream, attn_decode_merge_kernel<T>)(dp))
         RD_TRY(rd_cuda_after_launch(be, "rope_attention (decode merge)"));
     }
     return RD_OK;

@@ -3,13 +3,25 @@
  * warp reductions, and the launch check (cudaGetLastError, plus a sync with RD_DEBUG_SYNC=1).
  *
  * Included only by .cu files (C++ under nvcc); the project's C headers are wrapped in
- * extern "C" here so the entry points keep C linkage. */
+ * extern "C" here so the entry points keep C linkage.
+ *
+ * The kernels are also compiled by the host C++ compiler for the SIMT emulation on the CPU
+ * (tests/simt, cmake -DROPEDIST_CUDA_EMU=ON). The two pieces of CUDA syntax a host compiler
+ * cannot parse are written through macros, defined here for nvcc and by tests/simt/simt.h for
+ * the emulation:
+ *   RD_LAUNCH(grid, block, smem, stream, kernel<...>)(args...)   for kernel<<<...>>>(args...)
+ *   RD_DYN_SMEM(T, name);                                        for extern __shared__ T name[]; */
 #ifndef RD_CUDA_COMMON_H
 #define RD_CUDA_COMMON_H
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#ifndef RD_LAUNCH
+#define RD_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define RD_DYN_SMEM(T, name) extern __shared__ T name[]
+#endif
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>

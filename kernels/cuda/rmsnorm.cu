@@ -54,8 +54,8 @@ static rd_status launch_norm(struct rd_backend *be, const norm_params &p, bool a
     const int threads = p.D >= 1024 ? 256 : (p.D >= 256 ? 128 : 64);
     dim3 grid((unsigned)p.T);
     RD_DISPATCH_DTYPE(be->dtype, T,
-        if (add) rmsnorm_kernel<T, true><<<grid, threads, 0, impl->stream>>>(p);
-        else rmsnorm_kernel<T, false><<<grid, threads, 0, impl->stream>>>(p))
+        if (add) RD_LAUNCH(grid, threads, 0, impl->stream, rmsnorm_kernel<T, true>)(p);
+        else RD_LAUNCH(grid, threads, 0, impl->stream, rmsnorm_kernel<T, false>)(p))
     return rd_cuda_after_launch(be, op);
 }
 

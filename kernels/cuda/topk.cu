@@ -114,7 +114,7 @@ extern "C" rd_status rd_cuda_topk(struct rd_backend *be, float *vals_h, int32_t 
         p.vals = static_cast<float *>(impl->topk_ws_d);
         p.ids = reinterpret_cast<int32_t *>(p.vals + (size_t)n * k);
         RD_DISPATCH_DTYPE(be->dtype, T_,
-            topk_kernel<T_><<<(unsigned)n, threads, 0, impl->stream>>>(p))
+            RD_LAUNCH((unsigned)n, threads, 0, impl->stream, topk_kernel<T_>)(p))
         RD_TRY(rd_cuda_after_launch(be, "topk"));
         RD_CUDA_CHECK(cudaMemcpyAsync(vals_h + (size_t)t0 * k, p.vals, (size_t)n * k * sizeof(float),
                                       cudaMemcpyDeviceToHost, impl->stream));

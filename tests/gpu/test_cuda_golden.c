@@ -8,8 +8,8 @@
  *   rope_* models, fp32:   also at tp 2 and 4, several ranks on the one GPU (--share-gpu, NCCL
  *                          over loopback), with the fp32 bounds.
  *
- * <shared> is RD_SHARED_DIR (tests/gpu/run.sh points it at gpu_shared/ on the GPU machine, see
- * tests/gpu/pack_shared.sh). Skips (77) without CUDA, without a device or without the data. */
+ * <shared> is RD_SHARED_DIR (tests/gpu/run.sh points it at gpu_pack/shared on the GPU machine, see
+ * tests/gpu/pack.sh). Skips (77) without CUDA, without a device or without the data. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
-/* CUDA graphs of the decode step (RD_CUDA_GRAPHS=1, see runtime/model.h): the same runs with
- * and without graphs must give the same greedy tokens. Runs `ropedist --device cuda` on random
+/* CUDA graphs of the decode step (on by default, RD_CUDA_GRAPHS=0 turns them off, see
+ * runtime/model.h): the same runs with and without graphs must give the same greedy tokens. Runs `ropedist --device cuda` on random
  * models (ropedist-convert --random) and on stories260K (when <shared> has it), in fp32 and
  * bf16, at mpirun -np 1 and -np 2 --share-gpu (the graphs then hold NCCL all-reduces), and
  * prints decode_tokens_per_s of both from the JSON timing (no assertion on speed).
@@ -42,7 +42,8 @@ static json_t *run(const struct model *md, int np, const char *dtype, bool graph
     snprintf(cmd, sizeof cmd,
              "%s%s --dtype %s --config %s %s %s --max-new-tokens 48 --ignore-eos --temperature 0 "
              "--output json %s",
-             graphs ? "RD_CUDA_GRAPHS=1 RD_LOG_LEVEL=debug " : "", pre, dtype, md->cfg, ck,
+             graphs ? "RD_CUDA_GRAPHS=1 RD_LOG_LEVEL=debug " : "RD_CUDA_GRAPHS=0 ", pre, dtype,
+             md->cfg, ck,
              md->prompt, extra);
     char *out = NULL, *err = NULL;
     int rc = rd_test_run(cmd, &out, &err);

@@ -3,8 +3,9 @@
  * same values), cuda outputs poisoned with NaN before each call, relative L2 error bounds of
  * 1e-5 for fp32 and 2e-2 for bf16/fp16. rope_attention runs decode (one token per sequence,
  * several sequences of different lengths, long contexts for split-K, a few tokens per
- * sequence) and prefill (flat batches of several sequences, odd lengths, chunked prefill
- * over earlier cache entries) cases with GQA/MQA, partial rotary and both rope styles, each
+ * sequence; head dims up to 256; 1 to 12 query heads per kv head) and prefill (flat batches of
+ * several sequences, odd lengths, chunked prefill over earlier cache entries, hundreds of
+ * tokens over many blocks) cases with GQA/MQA, partial rotary and both rope styles, each
  * through the automatic path and forced through the decode kernel (T <= 64), the decode
  * kernel with forced split-K, and the prefill kernel. The KV cache is checked too: unused
  * entries hold NaN on both sides and must still hold NaN afterwards. Attention sinks (window
@@ -448,6 +449,13 @@ static const struct attn_case k_cases[] = {
      {1, 1, 1, 1, 1}, 1, 0, 0, 0},
     {"decode mqa partial", 8, 1, 64, 32, RD_ROPE_NEOX, 8, 1.0f, 3, {9, 40, 2}, {1, 1, 1}, 1, 0, 0, 0},
     {"decode gqa12 spec", 12, 1, 64, 64, RD_ROPE_NEOX, 16, 1.1f, 3, {30, 7, 55}, {1, 3, 2}, 1, 0, 0, 0},
+    /* decode with Dh > 128 (8 output dims per lane) and 3, 5, 6, 7 query heads per kv head */
+    {"decode dh256 gqa3", 6, 2, 256, 256, RD_ROPE_NEOX, 16, 1.0f, 3, {40, 300, 7}, {1, 1, 1}, 1,
+     0, 0, 0},
+    {"decode dh160 gqa5 gptj partial", 5, 1, 160, 80, RD_ROPE_GPTJ, 8, 1.0f, 2, {20, 90}, {1, 2},
+     1, 0, 0, 0},
+    {"decode gqa6", 12, 2, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 3, {33, 70, 5}, {1, 1, 1}, 1, 0, 0, 0},
+    {"decode gqa7 long", 7, 1, 128, 128, RD_ROPE_NEOX, 32, 1.0f, 1, {700}, {1}, 0, 0, 0, 0},
     /* long contexts: split-K (auto) */
     {"decode long", 8, 2, 128, 128, RD_ROPE_NEOX, 64, 1.0f, 3, {3000, 1500, 70}, {1, 1, 1}, 1, 0, 0, 0},
     {"decode long dh64", 16, 16, 64, 64, RD_ROPE_GPTJ, 32, 1.0f, 1, {4100}, {1}, 0, 0, 0, 0},
@@ -460,6 +468,9 @@ static const struct attn_case k_cases[] = {
     {"prefill dh256 partial", 4, 2, 256, 64, RD_ROPE_NEOX, 16, 1.2f, 2, {10, 0}, {33, 40}, 0, 0, 0, 0},
     {"dh36 unaligned", 2, 1, 36, 36, RD_ROPE_GPTJ, 7, 1.0f, 2, {12, 3}, {9, 4}, 0, 0, 0, 0},
     {"prefill mqa chunk", 8, 1, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {100, 33}, {50, 60}, 0, 0, 0, 0},
+    /* prefill over many blocks of query rows (T well above 100, no GQA grouping) */
+    {"prefill many blocks", 4, 4, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {0, 10}, {180, 150}, 0, 0, 0,
+     0},
     /* attention sinks: ctx = tokens seen so far; S=4, W=16 with the ring wrapped (decode, one
      * token per sequence, at several ring phases) */
     {"sinks S4 W16 wrapped", 8, 2, 64, 64, RD_ROPE_NEOX, 4, 1.0f, 4, {16, 20, 37, 100},
@@ -486,7 +497,8 @@ static void test_attention(struct pair *P)
     const int n_cases = (int)(sizeof k_cases / sizeof k_cases[0]);
     for (int i = 0; i < n_cases; i++) {
         const struct attn_case *C = &k_cases[i];
-        if (g_quick && i % 3 != 0) continue;
+        /* quick: every third case, and the big heads (prefill over 48 KB of shared memory) */
+        if (g_quick && i % 3 != 0 && C->Dh <= 128) continue;
         int T = 0;
         for (int s = 0; s < C->n_seqs; s++) T += C->n[s];
         run_attn(P, C, "auto", 0);
