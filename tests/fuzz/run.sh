@@ -6,7 +6,7 @@
 # is kept in $BUILD/artifacts/<h>/ and the line to make it a regression case is printed.
 #
 #   tests/fuzz/run.sh [SECONDS] [build folder, default build-fuzz]
-# Needs clang and libFuzzer (Debian: clang-14 libclang-rt-14-dev).
+# Needs clang and libFuzzer (Debian: clang libclang-rt-dev).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 src=$(pwd)
@@ -18,7 +18,7 @@ declare -A max_len=([config]=8192 [safetensors]=4096 [gguf]=65536 [tokenizer]=65
 
 cc=${CC:-$(command -v clang || command -v clang-14 || true)}
 if [ -z "$cc" ]; then
-    echo "FAIL: no clang (Debian: apt-get install clang-14 libclang-rt-14-dev)"
+    echo "FAIL: no clang (Debian: apt-get install clang libclang-rt-dev)"
     exit 1
 fi
 t0=$(date +%s)
@@ -28,7 +28,7 @@ if ! cmake -S . -B "$build" -DCMAKE_C_COMPILER="$cc" -DROPEDIST_CUDA=OFF -DROPED
     ! cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" \
         --target "${harnesses[@]/#/fuzz_}" >"$build/build.log" 2>&1; then
     tail -n 30 "$build/configure.log" "$build/build.log" 2>/dev/null
-    echo "FAIL: could not build the harnesses (libFuzzer: apt-get install libclang-rt-14-dev)"
+    echo "FAIL: could not build the harnesses (libFuzzer: apt-get install libclang-rt-dev)"
     exit 1
 fi
 t1=$(date +%s)
