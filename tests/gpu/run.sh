@@ -86,6 +86,8 @@ else
         *) echo "run.sh: unknown call '$g' (a or b)"; exit 2 ;;
         esac
     done
+    # once each, in order (a b: the shared steps run once)
+    mapfile -t steps < <(printf '%s\n' "${steps[@]}" | awk '!seen[$0]++')
 fi
 want() { [[ " ${steps[*]} " == *" $1 "* ]]; }
 export RD_GPU_STEPS=$(IFS=,; echo "${steps[*]}")
@@ -224,6 +226,14 @@ TARGETS_A=(ropedist ropedist-convert test_cuda_ops test_cuda_golden test_cuda_tp
 TARGETS_B=(test_cuda_ops bench_decode bench_prefill bench_attention ropedist ropedist-convert)
 configure() {
     local gen=()
+    # libraries from another place than the last configure (system / carried): start afresh
+    local sig
+    sig=$(cat "$BUILD/deps.env" 2>/dev/null | md5sum | cut -c1-12)
+    if [ -f "$BUILD/CMakeCache.txt" ] && [ "$(cat "$BUILD/deps.sig" 2>/dev/null)" != "$sig" ]; then
+        echo "the libraries' places changed since the last configure: a fresh CMake cache"
+        rm -rf "$BUILD/CMakeCache.txt" "$BUILD/CMakeFiles"
+    fi
+    echo "$sig" >"$BUILD/deps.sig"
     command -v ninja >/dev/null && [ ! -f "$BUILD/CMakeCache.txt" ] && gen=(-G Ninja)
     [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH
     cmake -S "$ROOT" -B "$BUILD" "${gen[@]}" -DROPEDIST_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -314,9 +324,10 @@ multirank() {
 JSON
     "$conv" --random --config "$E/config.json" --seed 5 --force -o "$E/model.h5" || return 1
     # a 70-token prompt (prefill kernel) and 24 generated tokens (decode kernel)
-    local prompt rc=0
+    local prompt rc=0 dtypes=(fp32 bf16)
+    [ "$DRY" = 1 ] && dtypes=(fp32) # the cpu backend computes in fp32 only
     prompt=$(seq 1 70 | awk '{printf "%s%d", (NR > 1 ? "," : ""), (NR == 1 ? 1 : 3 + (NR * 37) % 200)}')
-    for dtype in fp32 bf16; do
+    for dtype in "${dtypes[@]}"; do
         for np in 1 2 4; do
             local sh=()
             [ "$np" -gt 1 ] && sh=("${share[@]}")
@@ -327,7 +338,10 @@ JSON
             echo "np $np $dtype: $(cat "$E/ids_${np}_$dtype.txt")"
         done
         for np in 2 4; do
-            if cmp -s "$E/ids_1_$dtype.txt" "$E/ids_${np}_$dtype.txt"; then
+            if [ ! -s "$E/ids_1_$dtype.txt" ] || [ ! -s "$E/ids_${np}_$dtype.txt" ]; then
+                echo "$dtype: -np $np not compared (a run failed)"
+                rc=1
+            elif cmp -s "$E/ids_1_$dtype.txt" "$E/ids_${np}_$dtype.txt"; then
                 echo "$dtype: -np $np gives the tokens of -np 1"
             elif [ $dtype = fp32 ]; then
                 echo "$dtype: -np $np DIFFERS from -np 1"
@@ -434,6 +448,10 @@ doc = {"when": when, "commit": commit, "dry_run": dry == "1", "steps": steps,
        "multirank": [l for l in text("multirank").splitlines() if l.startswith(("np ", "fp32", "bf16"))],
        "benchmarks": bench}
 json.dump(doc, open(os.path.join(out, "results.json"), "w"), indent=1)
+def num(v):
+    if isinstance(v, float):
+        return "%d" % v if v.is_integer() and abs(v) < 1e15 else "%.4g" % v
+    return str(v)
 md = ["# ropedist on the GPU machine, %s%s" % (when, " (DRY RUN, no GPU)" if dry == "1" else ""),
       "", "commit %s" % commit, "", "| step | result | seconds |", "| --- | --- | --- |"]
 md += ["| %s | %s | %d |" % (s["step"], s["result"], s["seconds"]) for s in steps]
@@ -450,7 +468,7 @@ for name, d in bench.items():
     md += ["", "## %s" % name, ""]
     fl = d.get("floors") or {}
     if fl:
-        md.append("floors measured in the same run: %s" % ", ".join("%s %s" % (k, v) for k, v in fl.items()))
+        md.append("floors measured in the same run: %s" % ", ".join("%s %s" % (k, num(v)) for k, v in fl.items()))
         md.append("")
     for t in d.get("tables", []):
         rows = t.get("rows", [])
@@ -458,7 +476,7 @@ for name, d in bench.items():
             continue
         cols = list(rows[0].keys())
         md += ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-        md += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+        md += ["| " + " | ".join(num(r.get(c, "")) for c in cols) + " |" for r in rows]
         md.append("")
 open(os.path.join(out, "summary.md"), "w").write("\n".join(md) + "\n")
 PY
