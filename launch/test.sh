@@ -24,7 +24,7 @@ if [[ "${1:-}" == "--quick" ]]; then
     shift
 fi
 (($#)) && quick=1
-launch/setup.sh --with-slurm || exit 1
+launch/setup.sh --with-tests || exit 1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -2,8 +2,8 @@
  *
  * Failure discipline: errors every rank sees alike (flags, config, shard rules) end every rank
  * before the first collective. Errors that may differ per rank (opening the checkpoint, reading
- * a slice, allocating) are agreed on with one collective (every rank reports its status, rank 0
- * names the failing ranks) so all ranks exit together. A failure in the middle of generation,
+ * a slice, allocating) are agreed on with one collective (rd_world_agree: rank 0 prints the
+ * cause, its own or the first failing rank's) so all ranks exit together. A failure in the middle of generation,
  * when peers may already wait in a collective, ends the job with MPI_Abort. */
 #include "runtime/app.h"
 #include "runtime/app_impl.h"
@@ -34,31 +34,6 @@
 
 #define ERR_LEN 1024
 
-
-/* Every rank passes its status and, when failing, its message. Returns true when all ranks are
- * fine. Rank 0 prints its own message; another failing rank prints its message only when rank 0
- * is fine (a failure every rank shares is printed once), and rank 0 then names those ranks. */
-static bool agree(struct app *A, bool ok, const char *msg, const char *what)
-{
-    const struct rd_world *w = &A->world;
-    int mine = ok ? 1 : 0;
-    int *all = malloc((size_t)w->size * sizeof(int));
-    if (!all || MPI_Allgather(&mine, 1, MPI_INT, all, 1, MPI_INT, w->comm) != MPI_SUCCESS)
-        rd_world_abort(w, 1, "MPI_Allgather failed while agreeing on a status");
-    bool every = true;
-    char list[256] = "";
-    for (int r = 0; r < w->size; r++)
-        if (!all[r]) {
-            every = false;
-            size_t l = strlen(list);
-            snprintf(list + l, sizeof list - l, "%s%d", l ? ", " : "", r);
-        }
-    if (!ok && (w->rank == 0 || all[0])) rd_log_user_error("%s", msg);
-    if (!every && w->rank == 0 && ok)
-        rd_log_user_error("%s failed on rank(s) %s (see their messages above)", what, list);
-    free(all);
-    return every;
-}
 
 static bool file_exists(const char *p)
 {
@@ -125,6 +100,20 @@ static int default_max_ctx(const struct rd_config *c)
     /* dynamic NTK exists to run past the trained length */
     if (c->rope.type == RD_ROPE_TYPE_DYNAMIC) n *= c->rope.factor;
     return n < 8192 ? (int)n : 8192;
+}
+
+/* --max-seq-len past the positions the model was trained for (its max_position_embeddings,
+ * times the factor for dynamic NTK, the one rope type that stretches at run time) is allowed but
+ * said once: output past that length is usually garbage. */
+static void warn_past_trained_length(const struct rd_config *c, int max_seq_len)
+{
+    double trained = c->max_position_embeddings;
+    if (c->rope.type == RD_ROPE_TYPE_DYNAMIC) trained *= c->rope.factor;
+    if (max_seq_len > trained)
+        RD_LOG_WARN("--max-seq-len %d is past the %.0f positions the model was trained for "
+                    "(max_position_embeddings %d, rope_type %s): tokens beyond position %.0f are "
+                    "likely to be garbage", max_seq_len, trained, c->max_position_embeddings,
+                    rd_rope_type_name(c->rope.type), trained);
 }
 
 static rd_status make_backend(struct app *A, char *err)
@@ -240,7 +229,7 @@ static void log_settings(void)
     static const char *const k_names[] = {"RD_LOG_LEVEL", "RD_DEBUG_SYNC", "RD_WATCHDOG",
                                           "RD_NCCL_POLL", "RD_NCCL_TIMEOUT_S", "RD_ATTN_PATH",
                                           "RD_CUDA_GRAPHS"};
-    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto", "0"};
+    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto", "1"};
     char line[512] = "settings:";
     for (size_t i = 0; i < sizeof k_names / sizeof *k_names; i++) {
         size_t l = strlen(line);
@@ -288,14 +277,14 @@ int rd_app_main(int argc, char **argv)
     if (rd_watchdog_start(&A.world, &A.watchdog) != RD_OK)
         rd_world_abort(&A.world, 1, "cannot start the liveness watchdog");
     rd_status st = load_config(&A, err);
-    if (!agree(&A, st == RD_OK, err, "reading the config")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "reading the config")) {
         code = 1;
         goto out;
     }
 
     /* 2. backend and communicator */
     st = make_backend(&A, err);
-    if (!agree(&A, st == RD_OK, err, "opening the device")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "opening the device")) {
         code = 1;
         goto out;
     }
@@ -313,15 +302,16 @@ int rd_app_main(int argc, char **argv)
     if (ends_with(A.cfg.checkpoint_path, ".gguf")) {
         st = rd_weights_open_gguf(A.cfg.checkpoint_path, &A.src, err, sizeof err);
     } else {
-        char *stored_cfg = NULL;
-        st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, &stored_cfg, err, sizeof err);
-        free(stored_cfg);
+        /* the stored config is not needed here: the config came from --config */
+        st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, NULL, err, sizeof err);
     }
-    if (!agree(&A, st == RD_OK, err, "opening the checkpoint")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "opening the checkpoint")) {
         code = 1;
         goto out;
     }
     int max_ctx = A.args.max_seq_len ? A.args.max_seq_len : default_max_ctx(&A.cfg);
+    if (rank == 0 && A.args.max_seq_len && !A.args.attention_window)
+        warn_past_trained_length(&A.cfg, A.args.max_seq_len);
     /* with attention sinks the cache holds exactly the window, and prompts may be longer */
     int max_prompt = max_ctx;
     if (A.args.attention_window) {
@@ -373,13 +363,13 @@ int rd_app_main(int argc, char **argv)
             snprintf(err, sizeof err, "loading %s: %s", A.cfg.checkpoint_path,
                      lerr[0] ? lerr : rd_status_str(st));
     }
-    if (!agree(&A, st == RD_OK, err, "loading the weights")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "loading the weights")) {
         code = 1;
         goto out;
     }
     if (A.args.serve && A.args.kv_cache_gb <= 0) {
         st = size_pool(&A, err);
-        if (!agree(&A, st == RD_OK, err, "sizing the KV cache")) {
+        if (!rd_world_agree(&A.world, st == RD_OK, err, "sizing the KV cache")) {
             code = 1;
             goto out;
         }

@@ -127,12 +127,12 @@ static void print_in_order(void *ctx, int index, const struct rd_gen_result *res
         struct rd_gen_result *h = &o->held[index];
         *h = *res;
         h->ids = malloc(((size_t)res->n + 1) * sizeof(int32_t));
-        if (h->ids) memcpy(h->ids, res->ids, (size_t)res->n * sizeof(int32_t));
+        if (h->ids && res->n > 0) memcpy(h->ids, res->ids, (size_t)res->n * sizeof(int32_t));
         h->logits = NULL;
         if (res->logits) {
             size_t bytes = (size_t)res->n * o->A->cfg.vocab_size * sizeof(float);
             h->logits = malloc(bytes ? bytes : 1);
-            if (h->logits) memcpy(h->logits, res->logits, bytes);
+            if (h->logits && bytes) memcpy(h->logits, res->logits, bytes);
         }
         o->ready[index] = true;
     }

@@ -41,6 +41,53 @@ static rd_status check_shape(struct loader *L, const char *name, int ndim, int64
     return RD_OK;
 }
 
+/* Before anything is sized from the config: its sizes against the checkpoint's own shapes,
+ * naming the config field that disagrees, so a config of absurd sizes is refused here rather
+ * than failing to allocate. */
+static rd_status check_sizes(struct loader *L)
+{
+    const struct rd_config *c = &L->m->cfg;
+    char last[96];
+    snprintf(last, sizeof last, "model.layers.%d.input_layernorm.weight", c->n_layers - 1);
+    const struct {
+        const char *tensor, *field;
+        int dim;
+        int64_t want;
+    } k[] = {
+        {"model.embed_tokens.weight", "vocab_size", 0, c->vocab_size},
+        {"model.embed_tokens.weight", "hidden_size", 1, c->hidden_size},
+        {"model.layers.0.self_attn.q_proj.weight", "num_attention_heads x head_dim", 0,
+         (int64_t)c->n_heads * c->head_dim},
+        {"model.layers.0.self_attn.k_proj.weight", "num_key_value_heads x head_dim", 0,
+         (int64_t)c->n_kv_heads * c->head_dim},
+        {"model.layers.0.mlp.gate_proj.weight", "intermediate_size", 0, c->intermediate_size},
+        {last, "num_hidden_layers", 2, 0}, /* only that the last layer is there */
+    };
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++) {
+        int nd = 0;
+        int64_t dims[2] = {0, 0};
+        char sub[512] = "";
+        rd_status st = L->src->shape(L->src->ctx, k[i].tensor, &nd, dims, sub, sizeof sub);
+        if (st != RD_OK && k[i].tensor == last) {
+            snprintf(L->err, L->err_len, "config field num_hidden_layers (%d) does not match the "
+                     "checkpoint: %s", c->n_layers, sub);
+            return st;
+        }
+        if (st != RD_OK) {
+            snprintf(L->err, L->err_len, "%s", sub);
+            return st;
+        }
+        if (k[i].dim < nd && dims[k[i].dim] != k[i].want) {
+            snprintf(L->err, L->err_len, "config field %s (%lld) does not match the checkpoint: "
+                     "tensor %s has shape [%lld%s%lld]", k[i].field, (long long)k[i].want,
+                     k[i].tensor, (long long)dims[0], nd == 2 ? ", " : "",
+                     nd == 2 ? (long long)dims[1] : 0LL);
+            return RD_ERR_FORMAT;
+        }
+    }
+    return RD_OK;
+}
+
 /* Reads rows [r0, r0+nr) x cols [c0, c0+nc) of a [d0, d1] tensor into dst_h (fp32 host). */
 static rd_status read_block(struct loader *L, const char *name, int64_t d0, int64_t d1, int64_t r0,
                             int64_t nr, int64_t c0, int64_t nc, float *dst_h)
@@ -236,12 +283,15 @@ rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
     if ((size_t)D * m->H_local * m->Dh > per_layer) per_layer = (size_t)D * m->H_local * m->Dh;
     if (per_layer > stage_n) stage_n = per_layer;
     struct loader L = {.m = m, .src = src, .err = err, .err_len = err_len};
+    RD_TRY(check_sizes(&L));
     L.stage = malloc(stage_n * sizeof(float));
     L.stage_n = stage_n;
     m->layers = calloc((size_t)cfg->n_layers, sizeof *m->layers);
     rd_status st = RD_OK;
     if (!L.stage || !m->layers) {
-        snprintf(err, err_len, "out of host memory staging %zu weights", stage_n);
+        snprintf(err, err_len, "out of host memory staging %zu weights (%.1f GB: vocab_size %lld x "
+                 "hidden_size %lld, or a layer's slice)", stage_n, stage_n * 4.0 / 1e9,
+                 (long long)V, (long long)D);
         st = RD_ERR_OOM;
         goto done;
     }

@@ -247,15 +247,15 @@ const char *rd_serve_prompt_ids(struct rd_serve *sv, struct rd_api_req *r, int32
         if (st != RD_OK) return "the messages are not valid UTF-8";
     } else if (r->prompt_text) {
         if (!s->tok) return "text prompts need a tokenizer; give token ids";
-        if (!*r->prompt_text) { /* "" means BOS only, as on the command line */
+        if (!r->prompt_len) { /* "" means BOS only, as on the command line */
             int32_t bos = rd_tokenizer_bos(s->tok);
             if (bos < 0) bos = s->cfg->bos_token_id;
             if (bos < 0) return "an empty prompt means BOS only, but the model has no BOS token";
             if (!(*ids = malloc(sizeof(int32_t)))) return "out of memory";
             (*ids)[0] = bos;
             *n = 1;
-        } else if (rd_tokenizer_encode(s->tok, r->prompt_text, strlen(r->prompt_text), true, ids,
-                                       n) != RD_OK) {
+        } else if (rd_tokenizer_encode(s->tok, r->prompt_text, r->prompt_len, true, ids, n) !=
+                   RD_OK) {
             return "the prompt is not valid UTF-8";
         }
     } else {

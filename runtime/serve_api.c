@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
+
 #define BAD(p, ...)                                                                            \
     do {                                                                                       \
         rd_err_set(why, why_len, __VA_ARGS__);                                                 \
@@ -56,14 +58,14 @@ static rd_status parse_prompt(const json_t *p, struct rd_api_req *r, char *why, 
                               const char **param)
 {
     if (json_is_string(p)) {
-        r->prompt_text = json_string_value(p);
+        r->prompt_text = json_string_value(p), r->prompt_len = json_string_length(p);
         return RD_OK;
     }
     if (!json_is_array(p)) BAD("prompt", "prompt must be a string or an array of token ids");
     const json_t *first = json_array_get(p, 0);
     /* one prompt per request: ["text"] and [[ids]] are accepted as one */
     if (json_array_size(p) == 1 && json_is_string(first)) {
-        r->prompt_text = json_string_value(first);
+        r->prompt_text = json_string_value(first), r->prompt_len = json_string_length(first);
         return RD_OK;
     }
     if (json_array_size(p) == 1 && json_is_array(first)) return parse_ids(first, r, why, why_len, param);
@@ -97,7 +99,11 @@ static rd_status parse_messages(const json_t *m, struct rd_api_req *r, char *why
         const json_t *msg = json_array_get(m, i);
         const json_t *role = json_object_get(msg, "role"), *content = json_object_get(msg, "content");
         if (!json_is_object(msg)) BAD("messages", "messages[%zu] must be an object", i);
-        if (!json_is_string(role)) BAD("messages", "messages[%zu].role must be a string", i);
+        if (!json_is_string(role) || rd_json_has_nul(role))
+            BAD("messages", "messages[%zu].role must be a string", i);
+        if ((json_is_string(content) && rd_json_has_nul(content)))
+            BAD("messages", "messages[%zu].content holds a NUL character (\\u0000), which the chat "
+                "template cannot render (a completions prompt may hold it)", i);
         const char *rs = json_string_value(role);
         if (!strcmp(rs, "developer")) rs = "system"; /* the newer name of the system role */
         if (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant"))
@@ -117,6 +123,9 @@ static rd_status parse_messages(const json_t *m, struct rd_api_req *r, char *why
                 const json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
                 if (!json_is_string(type) || strcmp(json_string_value(type), "text") || !json_is_string(text))
                     BAD("messages", "messages[%zu].content[%zu]: only text parts are supported", i, j);
+                if (rd_json_has_nul(text))
+                    BAD("messages", "messages[%zu].content[%zu] holds a NUL character (\\u0000), "
+                        "which the chat template cannot render", i, j);
                 total += json_string_length(text);
             }
             char *s = malloc(total), *o = s;
@@ -149,7 +158,7 @@ rd_status rd_api_parse(const char *body, size_t len, bool chat, struct rd_api_re
     r->top_p = 1.0f;
     r->logprobs = -1;
     json_error_t jerr;
-    r->root = json_loadb(body, len, 0, &jerr);
+    r->root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr); /* prompts keep NUL bytes */
     if (!r->root)
         BAD(NULL, "We could not parse the JSON body of your request (%s at line %d, column %d).",
             jerr.text, jerr.line, jerr.column);
@@ -157,7 +166,7 @@ rd_status rd_api_parse(const char *body, size_t len, bool chat, struct rd_api_re
     if (!json_is_object(o)) BAD(NULL, "The request body must be a JSON object.");
 #define FIELD(name) ((v = json_object_get(o, name)) != NULL && !json_is_null(v))
     if (FIELD("model")) {
-        if (!json_is_string(v)) BAD("model", "model must be a string");
+        if (!json_is_string(v) || rd_json_has_nul(v)) BAD("model", "model must be a string");
         r->model = json_string_value(v);
     }
     if (chat) {
@@ -207,7 +216,7 @@ rd_status rd_api_parse(const char *body, size_t len, bool chat, struct rd_api_re
             BAD("stop", "stop must be a string or an array of up to %d strings", RD_API_MAX_STOP);
         }
         for (int i = 0; i < r->n_stop; i++)
-            if (!*r->stop[i]) BAD("stop", "stop strings must not be empty");
+            if (!*r->stop[i]) BAD("stop", "stop strings must not be empty nor hold a NUL character");
     }
     if (FIELD("n") && (!is_int(v) || json_integer_value(v) != 1)) BAD("n", "only n = 1 is supported");
     if (FIELD("stream")) {

@@ -19,8 +19,9 @@ struct rd_api_req {
     bool chat;
     json_t *root;             /* the parsed body; the strings below point into it */
     const char *model;        /* NULL when not given */
-    /* completions: a text prompt or token ids (exactly one) */
+    /* completions: a text prompt (prompt_len bytes, NUL bytes kept) or token ids (exactly one) */
     const char *prompt_text;
+    size_t prompt_len;
     int32_t *prompt_ids;      /* malloc'd */
     int n_prompt_ids;
     /* chat */

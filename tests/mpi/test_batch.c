@@ -32,20 +32,21 @@ static char *run(int np, const char *prompts, const char *flags)
 /* the output without timing: one line per prompt of ids, finish reason, text, logits */
 static char *strip_timing(const char *out, int *n_lines)
 {
-    size_t cap = strlen(out) + 1;
-    char *res = calloc(1, cap), *copy = strdup(out);
+    char *res = NULL, *copy = strdup(out);
+    size_t len = 0;
+    FILE *f = open_memstream(&res, &len);
     *n_lines = 0;
     for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
-        cJSON *j = cJSON_Parse(line);
+        json_t *j = rd_test_parse_json(line);
         if (!j) continue;
-        cJSON_DeleteItemFromObject(j, "timing");
-        char *s = cJSON_PrintUnformatted(j);
-        strncat(res, s, cap - strlen(res) - 2);
-        strcat(res, "\n");
+        json_object_del(j, "timing");
+        char *s = rd_test_json_compact(j);
+        fprintf(f, "%s\n", s ? s : "");
         free(s);
-        cJSON_Delete(j);
+        json_decref(j);
         (*n_lines)++;
     }
+    fclose(f);
     free(copy);
     return res;
 }

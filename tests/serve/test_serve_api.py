@@ -52,6 +52,29 @@ for p in prompts:
     sl.check(chunks[-1].choices[0].finish_reason is not None, "the last chunk has a finish_reason")
 print("greedy completions (whole, streamed) equal ropedist --prompt on %d prompts" % len(prompts))
 
+# a NUL character inside a prompt is kept, as in a --prompts JSONL line; a chat message with one
+# is refused by name (the template cannot render it)
+nul_prompt = "Once\u0000upon a time"
+jl = os.path.join(os.path.dirname(chat_cfg), "nul.jsonl")
+with open(jl, "w") as f:
+    f.write(json.dumps({"prompt": nul_prompt}) + "\n")
+cli = subprocess.run([os.path.join(sl.BIN, "ropedist"), "--device", "cpu", "--config", sl.CONFIG,
+                      "--prompts", jl, "--max-new-tokens", "8", "--temperature", "0", "--output", "json"],
+                     capture_output=True, text=True, env=sl.mpi_env(), timeout=120)
+want = json.loads(cli.stdout.splitlines()[0])
+r = client.completions.create(model=name, prompt=nul_prompt, max_tokens=8, temperature=0)
+sl.check(r.usage.prompt_tokens == len(want["prompt_ids"]) and r.choices[0].text == want["text"],
+         "a prompt with a NUL: server %d tokens %r, offline %d tokens %r" %
+         (r.usage.prompt_tokens, r.choices[0].text, len(want["prompt_ids"]), want["text"]))
+short = client.completions.create(model=name, prompt="Once", max_tokens=1, temperature=0)
+sl.check(r.usage.prompt_tokens > short.usage.prompt_tokens, "the text after the NUL is not cut off")
+try:
+    client.chat.completions.create(model=name, messages=[{"role": "user", "content": "a\u0000b"}], max_tokens=2)
+    sl.check(False, "a chat message with a NUL must be refused")
+except openai.BadRequestError as e:
+    sl.check("NUL" in str(e), "the refusal names the NUL: %s" % e)
+print("a NUL inside a prompt is kept; in a chat message it is refused by name")
+
 # token-id prompts, logprobs, usage in a stream
 ids = sl.encode("She was the youngest of the two daughters")
 r = client.completions.create(model=name, prompt=ids, max_tokens=8, temperature=0, logprobs=3)

@@ -54,7 +54,7 @@ run_bug() {
             >"$log" 2>&1
         local rc=$?
         local evidence
-        evidence=$(grep -m1 -E 'simt: (FAULT|launch|SIGSEGV|the host)|FAIL' "$log" | cut -c1-300)
+        evidence=$(grep -a -m1 -E 'simt: (FAULT|launch|SIGSEGV|the host)|FAIL' "$log" | cut -c1-300)
         if [ $rc -eq 0 ]; then
             results+=("$name|NOT CAUGHT (test passed)|")
         else
