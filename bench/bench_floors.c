@@ -3,6 +3,7 @@
  * scripts that time something else against them (compare_llamacpp.py reports decode as weight
  * bytes per token / copy bandwidth). One line per value on stdout; -J writes them as JSON. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "bench/common.h"
 
@@ -27,23 +28,23 @@ int main(int argc, char **argv)
     printf("copy_GBps %.3f\ncopy_MB %.0f\ngemm_GFLOPps %.2f\ngemm_n %d\n", f.copy_gbs,
            f.copy_bytes / 1048576.0, f.gemm_tflops * 1e3, f.gemm_n);
     if (a.json_path) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "benchmark", "bench_floors");
-        cJSON_AddStringToObject(j, "backend", be->ops->name);
-        cJSON_AddStringToObject(j, "describe", desc);
-        cJSON_AddNumberToObject(j, "copy_GBps", f.copy_gbs);
-        cJSON_AddNumberToObject(j, "copy_bytes", f.copy_bytes);
-        cJSON_AddNumberToObject(j, "gemm_GFLOPps", f.gemm_tflops * 1e3);
-        cJSON_AddNumberToObject(j, "gemm_n", f.gemm_n);
-        char *s = cJSON_Print(j);
+        json_t *j = json_object();
+        json_object_set_new(j, "benchmark", json_string("bench_floors"));
+        json_object_set_new(j, "backend", json_string(be->ops->name));
+        json_object_set_new(j, "describe", json_string(desc));
+        json_object_set_new(j, "copy_GBps", json_real(f.copy_gbs));
+        json_object_set_new(j, "copy_bytes", json_real(f.copy_bytes));
+        json_object_set_new(j, "gemm_GFLOPps", json_real(f.gemm_tflops * 1e3));
+        json_object_set_new(j, "gemm_n", json_integer(f.gemm_n));
+        char *s = rd_json_dump(j);
         FILE *fp = fopen(a.json_path, "w");
         if (!fp || !s || fputs(s, fp) < 0) {
             fprintf(stderr, "bench_floors: cannot write %s\n", a.json_path);
             rc = 1;
         }
         if (fp) fclose(fp);
-        cJSON_free(s);
-        cJSON_Delete(j);
+        free(s);
+        json_decref(j);
     }
     rd_backend_free(be);
     return rc;

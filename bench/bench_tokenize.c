@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
+#include "common/json.h"
 
 #include "runtime/tokenizer.h"
 
@@ -144,20 +144,15 @@ int main(int argc, char **argv)
            n_tokens, mbs);
     printf("# ropedist native tokenizer, one thread, one line per call, best of %d\n", iters);
     if (json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "benchmark", "tokenize");
-        cJSON_AddStringToObject(o, "tokenizer", tok_path);
-        cJSON_AddNumberToObject(o, "bytes", (double)len);
-        cJSON_AddNumberToObject(o, "lines", (double)n_lines);
-        cJSON_AddNumberToObject(o, "tokens", (double)n_tokens);
-        cJSON_AddNumberToObject(o, "best_s", best);
-        cJSON_AddNumberToObject(o, "mean_s", total / iters);
-        cJSON_AddNumberToObject(o, "mb_per_s", mbs);
-        char *s = cJSON_Print(o);
-        FILE *f = fopen(json, "w");
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:f}", "benchmark", "tokenize",
+                              "tokenizer", tok_path, "bytes", (json_int_t)len, "lines",
+                              (json_int_t)n_lines, "tokens", (json_int_t)n_tokens, "best_s", best,
+                              "mean_s", total / iters, "mb_per_s", mbs);
+        char *s = rd_json_dump(o);
+        FILE *f = s ? fopen(json, "w") : NULL;
         if (f) fputs(s, f), fclose(f);
         free(s);
-        cJSON_Delete(o);
+        json_decref(o);
     }
     free(text);
     rd_tokenizer_free(tok);

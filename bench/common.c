@@ -29,8 +29,8 @@ static const char k_tiny_config[] =
     " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 512},"
     " \"tie_word_embeddings\": false, \"bos_token_id\": 1, \"eos_token_id\": 2}";
 
-static cJSON *g_doc;    /* the run's JSON document */
-static cJSON *g_tables; /* its "tables" array */
+static json_t *g_doc;    /* the run's JSON document */
+static json_t *g_tables; /* its "tables" array (borrowed from g_doc) */
 
 /* ---- arguments ---- */
 
@@ -425,32 +425,22 @@ void bench_begin(const struct bench_args *a, struct rd_backend *be, const struct
                "GEMM %.4g TFLOP/s (%d^3 matmul)\n",
                f->copy_gbs, f->copy_bytes / 1048576.0, f->gemm_tflops, f->gemm_n);
     fflush(stdout);
-    g_doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(g_doc, "benchmark", a->name);
-    cJSON_AddStringToObject(g_doc, "model", a->model);
-    cJSON_AddStringToObject(g_doc, "backend", be->ops->name);
-    cJSON_AddStringToObject(g_doc, "device", dev);
-    cJSON_AddStringToObject(g_doc, "dtype", rd_dtype_name(be->dtype));
-    cJSON_AddNumberToObject(g_doc, "simulate_tp", a->tp);
-    cJSON *shape = cJSON_AddObjectToObject(g_doc, "shape");
-    cJSON_AddNumberToObject(shape, "hidden_size", cfg->hidden_size);
-    cJSON_AddNumberToObject(shape, "num_hidden_layers", cfg->n_layers);
-    cJSON_AddNumberToObject(shape, "num_attention_heads", cfg->n_heads);
-    cJSON_AddNumberToObject(shape, "num_key_value_heads", cfg->n_kv_heads);
-    cJSON_AddNumberToObject(shape, "head_dim", cfg->head_dim);
-    cJSON_AddNumberToObject(shape, "intermediate_size", cfg->intermediate_size);
-    cJSON_AddNumberToObject(shape, "vocab_size", cfg->vocab_size);
-    if (f) {
-        cJSON *fl = cJSON_AddObjectToObject(g_doc, "floors");
-        cJSON_AddNumberToObject(fl, "copy_GBps", f->copy_gbs);
-        cJSON_AddNumberToObject(fl, "copy_bytes", f->copy_bytes);
-        cJSON_AddNumberToObject(fl, "gemm_TFLOPps", f->gemm_tflops);
-        cJSON_AddNumberToObject(fl, "gemm_n", f->gemm_n);
-    }
-    cJSON *am = cJSON_AddObjectToObject(g_doc, "allreduce_model");
-    cJSON_AddNumberToObject(am, "latency_us", a->ar_latency_us);
-    cJSON_AddNumberToObject(am, "busbw_GBps", a->ar_busbw_gbs);
-    g_tables = cJSON_AddArrayToObject(g_doc, "tables");
+    g_doc = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i},"
+                      " s:{s:f, s:f}, s:[]}",
+                      "benchmark", a->name, "model", a->model, "backend", be->ops->name,
+                      "device", dev, "dtype", rd_dtype_name(be->dtype), "simulate_tp", a->tp,
+                      "shape", "hidden_size", cfg->hidden_size, "num_hidden_layers",
+                      cfg->n_layers, "num_attention_heads", cfg->n_heads, "num_key_value_heads",
+                      cfg->n_kv_heads, "head_dim", cfg->head_dim, "intermediate_size",
+                      cfg->intermediate_size, "vocab_size", cfg->vocab_size,
+                      "allreduce_model", "latency_us", a->ar_latency_us, "busbw_GBps",
+                      a->ar_busbw_gbs, "tables");
+    if (g_doc && f)
+        json_object_set_new(g_doc, "floors",
+                            json_pack("{s:f, s:f, s:f, s:i}", "copy_GBps", f->copy_gbs,
+                                      "copy_bytes", (double)f->copy_bytes, "gemm_TFLOPps",
+                                      f->gemm_tflops, "gemm_n", f->gemm_n));
+    g_tables = json_object_get(g_doc, "tables");
 }
 
 void bench_table_begin(struct bench_table *t, const char *title, const struct bench_col *cols,
@@ -467,40 +457,34 @@ void bench_table_begin(struct bench_table *t, const char *title, const struct be
     printf("\n");
     fflush(stdout);
     if (!g_tables) return;
-    t->json = cJSON_CreateObject();
-    cJSON_AddStringToObject(t->json, "title", title);
-    cJSON *c = cJSON_AddArrayToObject(t->json, "columns");
-    for (int i = 0; i < t->ncol; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", t->cols[i].name);
-        cJSON_AddStringToObject(o, "unit", t->cols[i].unit);
-        cJSON_AddItemToArray(c, o);
-    }
-    cJSON_AddArrayToObject(t->json, "rows");
-    cJSON_AddArrayToObject(t->json, "notes");
-    cJSON_AddItemToArray(g_tables, t->json);
+    json_t *c = json_array();
+    for (int i = 0; c && i < t->ncol; i++)
+        json_array_append_new(c, json_pack("{s:s, s:s}", "name", t->cols[i].name, "unit",
+                                           t->cols[i].unit));
+    t->json = json_pack("{s:s, s:o, s:[], s:[]}", "title", title, "columns", c, "rows", "notes");
+    if (json_array_append_new(g_tables, t->json) != 0) t->json = NULL;
 }
 
 void bench_table_row(struct bench_table *t, const double *vals, const char *const *strs)
 {
-    cJSON *row = t->json ? cJSON_CreateObject() : NULL;
+    json_t *row = t->json ? json_object() : NULL;
     printf(" ");
     for (int i = 0; i < t->ncol; i++) {
         const struct bench_col *c = &t->cols[i];
         if (strs && strs[i]) {
             printf(" %*s", c->width, strs[i]);
-            if (row) cJSON_AddStringToObject(row, c->name, strs[i]);
+            if (row) json_object_set_new(row, c->name, json_string(strs[i]));
         } else if (isnan(vals[i]) || isinf(vals[i])) {
             printf(" %*s", c->width, "-");
-            if (row) cJSON_AddNullToObject(row, c->name);
+            if (row) json_object_set_new(row, c->name, json_null());
         } else {
             printf(" %*.*f", c->width, c->prec < 0 ? 0 : c->prec, vals[i]);
-            if (row) cJSON_AddNumberToObject(row, c->name, vals[i]);
+            if (row) json_object_set_new(row, c->name, json_real(vals[i]));
         }
     }
     printf("\n");
     fflush(stdout);
-    if (row) cJSON_AddItemToArray(cJSON_GetObjectItem(t->json, "rows"), row);
+    if (row) json_array_append_new(json_object_get(t->json, "rows"), row);
 }
 
 void bench_table_note(struct bench_table *t, const char *fmt, ...)
@@ -512,16 +496,15 @@ void bench_table_note(struct bench_table *t, const char *fmt, ...)
     va_end(ap);
     printf("# %s\n", buf);
     fflush(stdout);
-    if (t && t->json) cJSON_AddItemToArray(cJSON_GetObjectItem(t->json, "notes"),
-                                           cJSON_CreateString(buf));
+    if (t && t->json) json_array_append_new(json_object_get(t->json, "notes"), json_string(buf));
 }
 
 int bench_finish(const struct bench_args *a, int failures)
 {
     int code = failures ? 1 : 0;
     if (g_doc && a->json_path) {
-        cJSON_AddNumberToObject(g_doc, "failures", failures);
-        char *s = cJSON_Print(g_doc);
+        json_object_set_new(g_doc, "failures", json_integer(failures));
+        char *s = rd_json_dump(g_doc);
         FILE *f = fopen(a->json_path, "w");
         if (!f || !s || fputs(s, f) < 0) {
             fprintf(stderr, "%s: cannot write %s\n", a->name, a->json_path);
@@ -530,7 +513,7 @@ int bench_finish(const struct bench_args *a, int failures)
         if (f) fclose(f);
         free(s);
     }
-    cJSON_Delete(g_doc);
+    json_decref(g_doc);
     g_doc = g_tables = NULL;
     return code;
 }

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cjson/cJSON.h>
+#include "common/json.h"
 
 #include "kernels/ops.h"
 #include "runtime/config.h"
@@ -100,7 +100,7 @@ struct bench_table {
     const char *title;
     int ncol;
     struct bench_col cols[BENCH_MAX_COLS];
-    cJSON *json; /* this table in the run's document */
+    json_t *json; /* this table in the run's document */
 };
 
 /* Starts the run's document (header lines on stdout with device, model, dtype, floors). */

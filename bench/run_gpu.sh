@@ -6,6 +6,7 @@
 #   bash bench/run_gpu.sh                # all phases
 #   bash bench/run_gpu.sh build ours     # phases: build ours hf summary (a device call is at
 #   bash bench/run_gpu.sh hf summary     #   most 10 minutes: split them over two calls)
+#   bash bench/run_gpu.sh build serve    # `ropedist serve` under 1, 8, 32, 128 concurrent clients
 #
 # Results (tables as .txt, -J JSON, scaling.png) go to $OUT when set (the device tool's result
 # folder), else build-bench/bench-results. Environment: BUILD_DIR, JOBS, MODEL (llama-3-8b),
@@ -46,7 +47,7 @@ for phase in "${phases[@]}"; do
         run configure cmake -S "$ROOT" -B "$BUILD" "${gen[@]}" -DROPEDIST_CUDA=ON \
             -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release
         run build cmake --build "$BUILD" -j "$JOBS" --target bench_decode bench_prefill \
-            bench_attention bench_breakdown bench_scaling
+            bench_attention bench_breakdown bench_scaling ropedist ropedist-convert
         ;;
     ours)
         common=(--device cuda -n "$ITERS")
@@ -55,7 +56,7 @@ for phase in "${phases[@]}"; do
         run prefill "$B/bench_prefill" -m "$MODEL" "${common[@]}" -p 128,512,2048 -n 10 \
             -J "$RES/prefill.json"
         run attention "$B/bench_attention" -m "$MODEL" "${common[@]}" -b 1,8,16,64 \
-            -c 2k,8k,16k,32k -J "$RES/attention.json"
+            -c 512,2k,8k,16k,32k -p 2k,8k -J "$RES/attention.json"
         run breakdown "$B/bench_breakdown" -m "$MODEL" "${common[@]}" -b 1 -c 2k \
             -J "$RES/breakdown.json"
         run breakdown_b64 "$B/bench_breakdown" -m "$MODEL" "${common[@]}" -b 64 -c 2k \
@@ -74,6 +75,15 @@ for phase in "${phases[@]}"; do
             -c 2k,8k,16k,32k -n "$ITERS" -J "$RES/hf_sdpa.json"
         run hf_decode python3 "$ROOT/bench/compare_hf.py" -m "$MODEL" -b 1,8,64 -c 128,2k \
             -n "$ITERS" --budget-s 420 "${join[@]}" -J "$RES/hf_decode.json"
+        ;;
+    serve)
+        # synthetic weights of the 8B shape (no checkpoint on the machine), 1 rank, bf16
+        [ -f "$BUILD/serve-8b.h5" ] || run convert "$BUILD/ropedist-convert" --random \
+            --config "$ROOT/configs/$MODEL.json" --dtype bf16 -o "$BUILD/serve-8b.h5"
+        run serve python3 "$ROOT/bench/bench_serve.py" --bin "$BUILD/ropedist" --np 1 \
+            --device cuda --config "$ROOT/configs/$MODEL.json" -c 1,8,32,128 -n 256 \
+            --input-len 128:1024 --output-len 64:256 --max-seq-len 2048 -J "$RES/serve.json" \
+            --server-args --checkpoint "$BUILD/serve-8b.h5" --batch 128
         ;;
     summary)
         python3 - "$RES" <<'PY'
@@ -103,13 +113,35 @@ att = [r for r in rows(load("attention.json")) if r.get("bw")]
 if att:
     best = max(att, key=lambda r: r["bw"])
     print("  attention: best %.0f GB/s (b%d ctx%d), worst %.0f GB/s" % (best["bw"], best["batch"], best["ctx"], min(r["bw"] for r in att)))
+# the goals of the GPU speed work, each as measured / goal
+goals = []
+for r in att:
+    if r["batch"] in (1, 16, 64) and r["ctx"] in (512, 2048, 32768):
+        g = 85.0 if (r["batch"], r["ctx"]) == (1, 32768) else 92.0 if r["batch"] == 16 and r["ctx"] == 32768 else None
+        goals.append(("decode attention b%d ctx%d, %% of copy bw" % (r["batch"], r["ctx"]), r["of_floor"], g))
+for r in rows(load("attention.json")):
+    if r.get("prompt") and r.get("rate") is not None:
+        goals.append(("prefill attention %d, TFLOP/s" % r["prompt"], r["rate"], 300.0 if r["prompt"] in (2048, 8192) else None))
+for r in rows(d):
+    if r.get("batch") == 1 and r.get("of_floor") is not None:
+        goals.append(("decode step b1 ctx%d, %% of weight-read floor" % r["ctx"], r["of_floor"], 92.0))
+for (b, c), h in sorted(hf.items()):
+    if b == 1 and h.get("compiled_over_ropedist"):
+        goals.append(("decode b1 ctx%d, torch.compile ms / ropedist ms" % c, h["compiled_over_ropedist"], 1.4))
+for r in rows(load("prefill.json")):
+    if r.get("prompt") == 2048 and r.get("of_floor"):
+        goals.append(("prefill 2048, % of GEMM-rate floor", r["of_floor"], 100 / 1.2))
+if goals:
+    print("# goals (measured, goal, met)")
+    for name, v, g in goals:
+        print("  %-50s %9.2f %8s %s" % (name, v, "-" if g is None else "%.1f" % g, "" if g is None else "yes" if v >= g else "NO"))
 for n in ("scaling_8b.json", "scaling_70b.json"):
     for r in rows(load(n)):
         if r.get("step") is not None and r["tp"] == 8:
             print("  %s tp8 b%d: %.3f ms/step, speedup %.2f, eff %.0f%% (projected)" % (n[8:-5], r["batch"], r["step"], r["speedup"] or 0, r["eff"] or 0))
 PY
         ;;
-    *) echo "unknown phase $phase (build ours hf summary)"; exit 2 ;;
+    *) echo "unknown phase $phase (build ours hf serve summary)"; exit 2 ;;
     esac
 done
 exit $failed

@@ -121,6 +121,20 @@ struct rd_ops {
     rd_status (*graph_end)(struct rd_backend *be, void **graph);
     rd_status (*graph_launch)(struct rd_backend *be, void *graph);
     void (*graph_free)(struct rd_backend *be, void *graph);
+
+    /* Memory the backend may still allocate (optional; NULL = unknown): cuda, the device's
+     * free and total bytes (cudaMemGetInfo); cpu, the host's available and total memory. Sizes
+     * the paged KV cache when no size is given. */
+    rd_status (*mem_info)(struct rd_backend *be, size_t *free_bytes, size_t *total_bytes);
+
+    /* upload without waiting (optional; NULL = use upload): src_h is copied into staging
+     * memory the backend owns (page-locked on cuda, used as a ring) and the copy to dst_d is
+     * enqueued on the stream, so the caller may reuse src_h at once and the host does not wait
+     * for the stream. The staged bytes are not rewritten while a copy from them may still be
+     * pending. Not while a graph is being recorded. Small transfers (per-step metadata);
+     * larger ones fall back to upload. */
+    rd_status (*upload_async)(struct rd_backend *be, void *dst_d, const void *src_h,
+                              size_t bytes);
 };
 
 struct rd_backend {

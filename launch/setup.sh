@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs what ropedist needs on Debian/Ubuntu (when missing) and builds it into build/.
-#   launch/setup.sh [--with-slurm] [cmake options...]
-# Packages: compiler, CMake, Open MPI, HDF5 (serial), cJSON, PCRE2; with --with-slurm also a
-# SLURM controller/daemon and munge for the slurm-labelled tests. CUDA is built when nvcc is
-# found (ROPEDIST_CUDA=AUTO); pass -DROPEDIST_CUDA=OFF to skip it.
+#   launch/setup.sh [--with-tests] [cmake options...]
+# Packages: compiler, CMake, Open MPI, HDF5 (serial), jansson, PCRE2, libmicrohttpd (the
+# server); with --with-tests also what the tests use: curl and a Python venv (the serve tests'
+# clients), clang with libFuzzer (tests/fuzz, tests/sanitize), xz, and a SLURM controller/daemon
+# with munge for the slurm-labelled tests. CUDA is built when nvcc is found (ROPEDIST_CUDA=AUTO);
+# pass -DROPEDIST_CUDA=OFF to skip it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev libhdf5-dev libcjson-dev
-      libpcre2-dev libopenblas-openmp-dev)
-if [[ "${1:-}" == "--with-slurm" ]]; then
+pkgs=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev libhdf5-dev libjansson-dev
+      libpcre2-dev libmicrohttpd-dev libopenblas-openmp-dev)
+if [[ "${1:-}" == "--with-tests" || "${1:-}" == "--with-slurm" ]]; then
     shift
-    pkgs+=(slurmctld slurmd slurm-client munge libpmix2 procps)
+    pkgs+=(curl python3-venv clang libclang-rt-dev xz-utils slurmctld slurmd slurm-client munge
+           libpmix2 procps)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -74,3 +74,37 @@ bool rd_world_all_ok(const struct rd_world *w, bool ok)
         rd_world_abort(w, 1, "MPI_Allreduce failed while agreeing on a status");
     return all == 1;
 }
+
+/* Each rank's message travels as AGREE_MSG bytes ("" when fine) in one MPI_Allgather. */
+#define AGREE_MSG 512
+bool rd_world_agree(const struct rd_world *w, bool ok, const char *msg, const char *what)
+{
+    char mine[AGREE_MSG] = "";
+    if (!ok) snprintf(mine, sizeof mine, "%s", msg && *msg ? msg : "(no message)");
+    char *all = malloc((size_t)w->size * AGREE_MSG);
+    if (!all || MPI_Allgather(mine, AGREE_MSG, MPI_CHAR, all, AGREE_MSG, MPI_CHAR, w->comm) !=
+                    MPI_SUCCESS)
+        rd_world_abort(w, 1, "MPI_Allgather failed while agreeing on a status");
+    char list[256] = "";
+    int first = -1, other = -1; /* the first failing rank, and one whose message differs */
+    for (int r = 0; r < w->size; r++) {
+        const char *m = all + (size_t)r * AGREE_MSG;
+        if (!m[0]) continue;
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%d", l ? ", " : "", r);
+        if (first < 0) first = r;
+        else if (other < 0 && strcmp(m, all + (size_t)first * AGREE_MSG) != 0) other = r;
+    }
+    if (w->rank == 0 && first >= 0) {
+        char also[AGREE_MSG + 64] = "";
+        if (other >= 0)
+            snprintf(also, sizeof also, " (rank %d: %s)", other, all + (size_t)other * AGREE_MSG);
+        if (first == 0)
+            rd_log_user_error("%s%s", msg, also);
+        else
+            rd_log_user_error("%s failed on rank(s) %s: %s%s", what, list,
+                              all + (size_t)first * AGREE_MSG, also);
+    }
+    free(all);
+    return first < 0;
+}

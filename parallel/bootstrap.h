@@ -34,4 +34,10 @@ _Noreturn void rd_world_abort(const struct rd_world *w, int code, const char *wh
  * into a job-wide decision before a collective that would otherwise hang. */
 bool rd_world_all_ok(const struct rd_world *w, bool ok);
 
+/* Collective: every rank passes whether its step (what, e.g. "loading the weights") went well
+ * and, when not, its message; true on every rank when all are fine. Only rank 0 prints, one
+ * line: its own message when it failed, else which ranks failed and the first one's message
+ * (with another failing rank's when that differs), so the cause is said once, from rank 0. */
+bool rd_world_agree(const struct rd_world *w, bool ok, const char *msg, const char *what);
+
 #endif

@@ -2,8 +2,10 @@
  * all-reduce goes to NCCL (comm_nccl.c), and the host-side helpers stay on MPI. */
 #include "parallel/comm.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 
@@ -47,11 +49,44 @@ rd_status rd_comm_allreduce_sum(struct rd_comm *c, void *buf_d, size_t n)
     return RD_OK;
 }
 
+rd_status rd_comm_wait(struct rd_comm *c)
+{
+#ifdef RD_WITH_CUDA
+    if (c->nccl) return rd_comm_nccl_wait(c);
+#endif
+    (void)c;
+    return RD_OK;
+}
+
 rd_status rd_comm_bcast_host(struct rd_comm *c, void *buf_h, size_t bytes, int root)
 {
     if (c->size == 1) return RD_OK;
     MPI_CHECK(MPI_Bcast(buf_h, (int)bytes, MPI_BYTE, root, c->world->comm));
     return RD_OK;
+}
+
+rd_status rd_comm_bcast_host_idle(struct rd_comm *c, void *buf_h, size_t bytes, int root)
+{
+    if (c->size == 1) return RD_OK;
+    MPI_Request req;
+    MPI_CHECK(MPI_Ibcast(buf_h, (int)bytes, MPI_BYTE, root, c->world->comm, &req));
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long nap_ns = 50000;
+    for (;;) {
+        int done = 0;
+        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done) return RD_OK;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long waited_us = (now.tv_sec - t0.tv_sec) * 1000000L + (now.tv_nsec - t0.tv_nsec) / 1000;
+        if (waited_us < 2000) {
+            sched_yield(); /* a step's plan usually comes within a millisecond */
+            continue;
+        }
+        struct timespec nap = {0, nap_ns};
+        nanosleep(&nap, NULL);
+        if (nap_ns < 2000000) nap_ns *= 2;
+    }
 }
 
 static rd_status gatherv(struct rd_comm *c, const void *src_h, int n_local, void *dst_h,

@@ -2,22 +2,24 @@
  * broadcast of rank 0's unique id, the in-place all-reduce on the backend's compute stream,
  * and the wait that turns a failing peer into an error instead of a hang.
  *
- * Waiting: after enqueueing, the all-reduce is polled (cudaStreamQuery, then
+ * Waiting: the all-reduce is only enqueued (the host goes on launching the rest of the step;
+ * an error left by an earlier one is checked before each call). Once per step, before the
+ * host reads the step's results, rd_comm_nccl_wait polls the stream (cudaStreamQuery, then
  * ncclCommGetAsyncError) with a short sleep, so an asynchronous NCCL error (a peer died, a
  * network failure) aborts the communicator and returns RD_ERR_NCCL with a message, and a wait
- * longer than RD_NCCL_TIMEOUT_S (default 600) does the same. RD_NCCL_POLL=0 skips the wait
- * (the all-reduce then overlaps the host's next launches; errors are still checked at the next
- * call), for speed once a setup is known to be healthy.
+ * longer than RD_NCCL_TIMEOUT_S (default 600) does the same; a peer process that dies is also
+ * named by the liveness watchdog (parallel/watchdog.c), which ends every rank within seconds.
+ * RD_NCCL_POLL=1 waits after every all-reduce instead (a bubble per call; for debugging).
  *
  * CUDA graphs: while the compute stream is being recorded (cudaStreamIsCapturing) the
  * all-reduce is only recorded, nothing runs, and a cudaStreamQuery would invalidate the
- * recording, so there is no wait; when the graph is replayed its all-reduces are not waited
- * for either (as with RD_NCCL_POLL=0): the asynchronous error check at the next eager call
- * and the watchdog still stand.
+ * recording, so there is no wait; a replayed graph's all-reduces are covered by the wait of
+ * the step.
  *
  * share_gpu (a test mode: several ranks on one GPU): NCCL refuses two ranks of one host on the
  * same device, so each rank gets its own NCCL_HOSTID before ncclCommInitRank and NCCL treats
  * them as separate hosts (socket transport, NCCL_SOCKET_IFNAME=lo). Correct, never fast. */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,8 @@ rd_status rd_comm_nccl_init(struct rd_comm *c, int share_gpu)
         rd_world_abort(c->world, 1, why);
     }
     c->nccl = comm;
+    c->poll_each = rd_env_int("RD_NCCL_POLL", 0) != 0;
+    c->timeout_s = rd_env_int("RD_NCCL_TIMEOUT_S", 600);
     RD_LOG_DEBUG("NCCL communicator ready: rank %d of %d on gpu %d", c->rank, c->size,
                  c->be->device);
     return RD_OK;
@@ -130,13 +134,23 @@ rd_status rd_comm_nccl_allreduce_sum(struct rd_comm *c, void *buf_d, size_t n)
     if (r != ncclSuccess && r != ncclInProgress)
         return fail_abort(c, "ncclAllReduce failed", ncclGetErrorString(r));
 
+    if (!c->poll_each) return RD_OK;
     enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     RD_CUDA_CHECK(cudaStreamIsCapturing(stream, &cs));
     if (cs != cudaStreamCaptureStatusNone) return RD_OK; /* recorded into a graph, not run */
-    if (!rd_env_int("RD_NCCL_POLL", 1)) return RD_OK;
-    const double timeout = (double)rd_env_int("RD_NCCL_TIMEOUT_S", 600);
+    return rd_comm_nccl_wait(c);
+}
+
+rd_status rd_comm_nccl_wait(struct rd_comm *c)
+{
+    if (!c->nccl) {
+        RD_LOG_ERROR("NCCL wait on a communicator that is not (or no longer) set up");
+        return RD_ERR_NCCL;
+    }
+    cudaStream_t stream = (cudaStream_t)c->be->ops->stream(c->be);
+    const double timeout = (double)c->timeout_s;
     const double t0 = now_s();
-    for (long iter = 0;; iter++) {
+    for (;;) {
         cudaError_t q = cudaStreamQuery(stream);
         if (q == cudaSuccess) break;
         if (q != cudaErrorNotReady) {
@@ -145,8 +159,10 @@ rd_status rd_comm_nccl_allreduce_sum(struct rd_comm *c, void *buf_d, size_t n)
                               cudaGetErrorString(q));
         }
         RD_TRY(check_async(c));
-        if (iter > 64) { /* spin briefly first: most all-reduces end within microseconds */
-            struct timespec ts = {0, 20000};
+        /* a step ends within milliseconds: yield the core while polling, so its end is seen
+         * at once; past 50 ms (a long prefill, a peer stuck) poll with a short sleep */
+        if (now_s() - t0 > 0.05) {
+            struct timespec ts = {0, 50000};
             nanosleep(&ts, NULL);
             if (timeout > 0 && now_s() - t0 > timeout) {
                 char detail[96];
@@ -154,6 +170,8 @@ rd_status rd_comm_nccl_allreduce_sum(struct rd_comm *c, void *buf_d, size_t n)
                          timeout);
                 return fail_abort(c, "timeout", detail);
             }
+        } else {
+            sched_yield();
         }
     }
     return RD_OK;

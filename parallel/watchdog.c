@@ -8,7 +8,8 @@
  *   B  goodbye (normal end): closing the connection after this is not a loss
  *   S  ending on a signal: arg = signal number
  *   A  ending the job on purpose (before MPI_Abort): text = why
- *   L  rank 0 -> others: a rank was lost; arg = exit code, text = what to print */
+ *   L  rank 0 -> others: a rank was lost; arg = exit code, text = what to print
+ *   D  peer -> rank 0 (serving): a signal asks for a drain; arg = signal number */
 #include "parallel/watchdog.h"
 
 #include <arpa/inet.h>
@@ -79,6 +80,10 @@ struct hub {
 
 /* the watchdog the signal handler and rd_watchdog_announce_abort talk through */
 static struct rd_watchdog *_Atomic g_wd;
+/* serving: where a drain request goes (rank 0), and the handlers it replaced */
+static atomic_int *_Atomic g_drain_flag;
+static atomic_int g_drain_signals;
+static struct sigaction g_drain_old_term, g_drain_old_int;
 
 /* ---- frames and sockets ---- */
 
@@ -260,6 +265,11 @@ static void handle_frame(struct rd_watchdog *wd, struct peer *p)
         p->aborting = true;
         snprintf(p->why, sizeof p->why, "%.*s", TEXT_LEN - 1, text);
         break;
+    case 'D': {
+        atomic_int *flag = atomic_load(&g_drain_flag);
+        if (flag) atomic_store(flag, frame_arg(p->buf));
+        break;
+    }
     case 'L':
         if (!atomic_load(&wd->stopping)) {
             char what[TEXT_LEN + 32];
@@ -527,6 +537,42 @@ void rd_watchdog_stop(struct rd_watchdog *wd)
         }
     }
     free_wd(wd);
+}
+
+static void on_drain_signal(int sig)
+{
+    int saved = errno;
+    if (atomic_fetch_add(&g_drain_signals, 1) == 0) {
+        struct rd_watchdog *wd = atomic_load(&g_wd);
+        atomic_int *flag = atomic_load(&g_drain_flag);
+        if (wd && wd->rank != 0) {
+            unsigned char f[FRAME];
+            memset(f, 0, FRAME);
+            f[0] = 'D';
+            uint32_t a = htonl((uint32_t)sig);
+            memcpy(f + 4, &a, 4);
+            send_frame(wd->peers[0].fd, f);
+        } else if (flag) {
+            atomic_store(flag, sig);
+        }
+        errno = saved;
+        return;
+    }
+    /* a second signal: what it did before serving (tell the peers, then die of it) */
+    sigaction(sig, sig == SIGTERM ? &g_drain_old_term : &g_drain_old_int, NULL);
+    errno = saved;
+    raise(sig);
+}
+
+void rd_watchdog_drain_on_signal(atomic_int *flag)
+{
+    atomic_store(&g_drain_flag, flag);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_drain_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &g_drain_old_term);
+    sigaction(SIGINT, &sa, &g_drain_old_int);
 }
 
 void rd_watchdog_announce_abort(const char *why)

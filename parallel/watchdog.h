@@ -29,6 +29,8 @@
 #ifndef RD_WATCHDOG_H
 #define RD_WATCHDOG_H
 
+#include <stdatomic.h>
+
 #include "common/status.h"
 #include "parallel/bootstrap.h"
 
@@ -46,6 +48,13 @@ rd_status rd_watchdog_start(const struct rd_world *w, struct rd_watchdog **out);
  * the signal handlers. Call it right before rd_world_finalize on every normal exit path,
  * including a common error exit. NULL: nothing. */
 void rd_watchdog_stop(struct rd_watchdog *wd);
+
+/* Serving: SIGTERM and SIGINT ask rank 0 to drain instead of ending the rank. The first such
+ * signal on any rank stores the signal number in *flag on rank 0 (another rank forwards it over
+ * its watchdog connection, frame D, and keeps running); a second signal on a rank ends it as
+ * before (peers told, then the signal's default action). Call after rd_watchdog_start on every
+ * rank; works without a watchdog (one rank) too. */
+void rd_watchdog_drain_on_signal(atomic_int *flag);
 
 /* Before MPI_Abort: tells the peers that this rank ends the job on purpose and why, so they
  * report "rank R ended the job: why" rather than "lost rank R". Safe without a watchdog. */

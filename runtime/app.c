@@ -2,10 +2,11 @@
  *
  * Failure discipline: errors every rank sees alike (flags, config, shard rules) end every rank
  * before the first collective. Errors that may differ per rank (opening the checkpoint, reading
- * a slice, allocating) are agreed on with one collective (every rank reports its status, rank 0
- * names the failing ranks) so all ranks exit together. A failure in the middle of generation,
+ * a slice, allocating) are agreed on with one collective (rd_world_agree: rank 0 prints the
+ * cause, its own or the first failing rank's) so all ranks exit together. A failure in the middle of generation,
  * when peers may already wait in a collective, ends the job with MPI_Abort. */
 #include "runtime/app.h"
+#include "runtime/app_impl.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,60 +22,18 @@
 #include "parallel/watchdog.h"
 #include "runtime/cli.h"
 #include "runtime/config.h"
-#include "runtime/batch.h"
+#include "runtime/engine.h"
 #include "runtime/generate.h"
 #include "runtime/gguf_model.h"
 #include "runtime/model.h"
 #include "runtime/prompts.h"
 #include "runtime/sampler.h"
+#include "runtime/serve.h"
 #include "runtime/tokenizer.h"
 #include "runtime/weights.h"
 
 #define ERR_LEN 1024
 
-struct app {
-    struct rd_world world;
-    struct rd_args args;
-    struct rd_config cfg;
-    struct rd_shard shard;
-    struct rd_backend *be;
-    struct rd_comm comm;
-    bool comm_ready;
-    struct rd_weight_source src;
-    struct rd_model model;
-    bool model_ready;
-    struct rd_tokenizer *tok;
-    struct rd_detok_stream *stream;
-    struct rd_prompts prompts;
-    struct rd_sampler sampler;
-    struct rd_watchdog *watchdog;
-    char threads_why[160]; /* cpu: what decided the thread count */
-};
-
-/* Every rank passes its status and, when failing, its message. Returns true when all ranks are
- * fine. Rank 0 prints its own message; another failing rank prints its message only when rank 0
- * is fine (a failure every rank shares is printed once), and rank 0 then names those ranks. */
-static bool agree(struct app *A, bool ok, const char *msg, const char *what)
-{
-    const struct rd_world *w = &A->world;
-    int mine = ok ? 1 : 0;
-    int *all = malloc((size_t)w->size * sizeof(int));
-    if (!all || MPI_Allgather(&mine, 1, MPI_INT, all, 1, MPI_INT, w->comm) != MPI_SUCCESS)
-        rd_world_abort(w, 1, "MPI_Allgather failed while agreeing on a status");
-    bool every = true;
-    char list[256] = "";
-    for (int r = 0; r < w->size; r++)
-        if (!all[r]) {
-            every = false;
-            size_t l = strlen(list);
-            snprintf(list + l, sizeof list - l, "%s%d", l ? ", " : "", r);
-        }
-    if (!ok && (w->rank == 0 || all[0])) rd_log_user_error("%s", msg);
-    if (!every && w->rank == 0 && ok)
-        rd_log_user_error("%s failed on rank(s) %s (see their messages above)", what, list);
-    free(all);
-    return every;
-}
 
 static bool file_exists(const char *p)
 {
@@ -141,6 +100,20 @@ static int default_max_ctx(const struct rd_config *c)
     /* dynamic NTK exists to run past the trained length */
     if (c->rope.type == RD_ROPE_TYPE_DYNAMIC) n *= c->rope.factor;
     return n < 8192 ? (int)n : 8192;
+}
+
+/* --max-seq-len past the positions the model was trained for (its max_position_embeddings,
+ * times the factor for dynamic NTK, the one rope type that stretches at run time) is allowed but
+ * said once: output past that length is usually garbage. */
+static void warn_past_trained_length(const struct rd_config *c, int max_seq_len)
+{
+    double trained = c->max_position_embeddings;
+    if (c->rope.type == RD_ROPE_TYPE_DYNAMIC) trained *= c->rope.factor;
+    if (max_seq_len > trained)
+        RD_LOG_WARN("--max-seq-len %d is past the %.0f positions the model was trained for "
+                    "(max_position_embeddings %d, rope_type %s): tokens beyond position %.0f are "
+                    "likely to be garbage", max_seq_len, trained, c->max_position_embeddings,
+                    rd_rope_type_name(c->rope.type), trained);
 }
 
 static rd_status make_backend(struct app *A, char *err)
@@ -218,137 +191,32 @@ static void find_tokenizer(struct app *A, char *path, size_t n)
     }
 }
 
-/* ---- output (rank 0) ---- */
-
-static void json_escape(FILE *f, const char *s, size_t n)
+/* serve without --kv-cache-gb: room for every slot's full context, at most 90% of the memory
+ * the backend reports free once the weights are in (the smallest over the ranks). Collective. */
+static rd_status size_pool(struct app *A, char *err)
 {
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (c < 0x20) fprintf(f, "\\u%04x", c);
-            else fputc(c, f);
-        }
+    struct rd_model *m = &A->model;
+    long long want = (long long)m->lim.max_seqs * m->max_blocks, all = 0;
+    size_t free_b = 0, total_b = 0;
+    if (A->be->ops->mem_info && A->be->ops->mem_info(A->be, &free_b, &total_b) == RD_OK) {
+        double fits = 0.9 * ((double)free_b + (double)m->kv_bytes) / (double)m->kv_block_bytes;
+        if (fits < (double)want) want = (long long)fits;
     }
-    fputc('"', f);
-}
-
-static void print_ids(FILE *f, const int32_t *ids, int n)
-{
-    fputc('[', f);
-    for (int i = 0; i < n; i++) fprintf(f, i ? ", %d" : "%d", ids[i]);
-    fputc(']', f);
-}
-
-static void on_token(void *ctx, int32_t id)
-{
-    struct app *A = ctx;
-    if (A->args.output != RD_OUTPUT_TEXT || !A->stream) return;
-    const char *s;
-    size_t n;
-    if (rd_detok_stream_push(A->stream, id, &s, &n) == RD_OK && n) {
-        fwrite(s, 1, n, stdout);
-        fflush(stdout);
+    if (MPI_Allreduce(&want, &all, 1, MPI_LONG_LONG, MPI_MIN, A->world.comm) != MPI_SUCCESS)
+        rd_world_abort(&A->world, 1, "MPI_Allreduce failed while sizing the KV cache");
+    if (all < 1) {
+        snprintf(err, ERR_LEN, "no %s memory left for the KV cache after the weights (%.1f MB "
+                 "free): use more ranks, a smaller dtype, or --kv-cache-gb", A->be->ops->name,
+                 free_b / 1e6);
+        return RD_ERR_OOM;
     }
-}
-
-static void print_result(struct app *A, int i, const struct rd_gen_result *r)
-{
-    const int32_t *pids = A->prompts.ids[i];
-    const int plen = A->prompts.len[i];
-    const int V = A->cfg.vocab_size;
-    if (A->args.output == RD_OUTPUT_IDS) {
-        for (int j = 0; j < r->n; j++) printf(j ? " %d" : "%d", r->ids[j]);
-        printf("\n");
-    } else if (A->args.output == RD_OUTPUT_TEXT) {
-        const char *s;
-        size_t n;
-        if (A->stream && rd_detok_stream_flush(A->stream, &s, &n) == RD_OK && n) fwrite(s, 1, n, stdout);
-        printf("\n");
-    } else {
-        printf("{\"prompt_ids\": ");
-        print_ids(stdout, pids, plen);
-        printf(", \"output_ids\": ");
-        print_ids(stdout, r->ids, r->n);
-        if (A->tok) {
-            char *text = NULL;
-            size_t n = 0;
-            /* ids past the tokenizer's vocabulary (a model may have more rows) have no text */
-            int32_t *known = malloc(((size_t)r->n + 1) * sizeof *known);
-            int n_known = 0;
-            for (int i = 0; known && i < r->n; i++)
-                if (r->ids[i] < rd_tokenizer_vocab_size(A->tok)) known[n_known++] = r->ids[i];
-            if (known && rd_tokenizer_decode_ex(A->tok, known, n_known, true, &text, &n) == RD_OK) {
-                printf(", \"text\": ");
-                json_escape(stdout, text, n);
-            }
-            free(known);
-            free(text);
-        }
-        printf(", \"finish_reason\": \"%s\"", r->finish_reason);
-        double decode_tps = r->n > 1 && r->decode_ms > 0 ? (r->n - 1) / (r->decode_ms / 1e3) : 0;
-        printf(", \"timing\": {\"prefill_ms\": %.3f, \"decode_ms\": %.3f, \"prefill_tokens\": %d, "
-               "\"decode_tokens_per_s\": %.2f, \"tp\": %d, \"device\": \"%s\", \"dtype\": \"%s\"}",
-               r->prefill_ms, r->decode_ms, plen, decode_tps, A->world.size, A->be->ops->name,
-               rd_dtype_name(A->be->dtype));
-        if (A->args.with_logits && r->logits) {
-            printf(", \"logits\": [");
-            for (int s = 0; s < r->n; s++) {
-                printf(s ? ", [" : "[");
-                const float *l = r->logits + (size_t)s * V;
-                for (int v = 0; v < V; v++) {
-                    if (v) fputs(", ", stdout);
-                    /* JSON has no NaN or Infinity */
-                    if (isfinite(l[v])) printf("%.9g", l[v]);
-                    else fputs("null", stdout);
-                }
-                printf("]");
-            }
-            printf("]");
-        }
-        printf("}\n");
-    }
-    fflush(stdout);
-}
-
-/* Results of a batched run arrive as prompts finish; they are printed in prompt order. */
-struct in_order {
-    struct app *A;
-    int n, next;
-    struct rd_gen_result *held; /* copies of results that came early */
-    bool *ready;
-};
-
-static void print_in_order(void *ctx, int index, const struct rd_gen_result *res)
-{
-    struct in_order *o = ctx;
-    if (index == o->next) {
-        print_result(o->A, index, res);
-        o->next++;
-    } else {
-        struct rd_gen_result *h = &o->held[index];
-        *h = *res;
-        h->ids = malloc(((size_t)res->n + 1) * sizeof(int32_t));
-        if (h->ids) memcpy(h->ids, res->ids, (size_t)res->n * sizeof(int32_t));
-        h->logits = NULL;
-        if (res->logits) {
-            size_t bytes = (size_t)res->n * o->A->cfg.vocab_size * sizeof(float);
-            h->logits = malloc(bytes ? bytes : 1);
-            if (h->logits) memcpy(h->logits, res->logits, bytes);
-        }
-        o->ready[index] = true;
-    }
-    while (o->next < o->n && o->ready[o->next]) {
-        print_result(o->A, o->next, &o->held[o->next]);
-        rd_gen_result_free(&o->held[o->next]);
-        o->ready[o->next++] = false;
-    }
+    if (all > 1000000000LL) all = 1000000000LL;
+    if (all == m->n_blocks) return RD_OK;
+    rd_status st = rd_model_resize_pool(m, (int)all);
+    if (st != RD_OK)
+        snprintf(err, ERR_LEN, "out of %s memory for a KV cache of %lld blocks (%.1f MB): give "
+                 "--kv-cache-gb", A->be->ops->name, all, all * (double)m->kv_block_bytes / 1e6);
+    return st;
 }
 
 static void log_ownership(struct app *A)
@@ -372,7 +240,7 @@ static void log_settings(void)
                                           "RD_NCCL_POLL", "RD_NCCL_TIMEOUT_S", "RD_ATTN_PATH",
                                           "RD_CUDA_GRAPHS", "OMP_NUM_THREADS",
                                           "OPENBLAS_CORETYPE"};
-    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto", "0", "unset",
+    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto", "1", "unset",
                                              "unset"};
     char line[512] = "settings:";
     for (size_t i = 0; i < sizeof k_names / sizeof *k_names; i++) {
@@ -387,6 +255,7 @@ static void cleanup(struct app *A)
 {
     rd_sampler_free(&A->sampler);
     rd_prompts_free(&A->prompts);
+    free(A->tokenizer_path);
     rd_detok_stream_free(A->stream);
     rd_tokenizer_free(A->tok);
     if (A->model_ready) rd_model_free(&A->model);
@@ -420,14 +289,14 @@ int rd_app_main(int argc, char **argv)
     if (rd_watchdog_start(&A.world, &A.watchdog) != RD_OK)
         rd_world_abort(&A.world, 1, "cannot start the liveness watchdog");
     rd_status st = load_config(&A, err);
-    if (!agree(&A, st == RD_OK, err, "reading the config")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "reading the config")) {
         code = 1;
         goto out;
     }
 
     /* 2. backend and communicator */
     st = make_backend(&A, err);
-    if (!agree(&A, st == RD_OK, err, "opening the device")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "opening the device")) {
         code = 1;
         goto out;
     }
@@ -455,15 +324,16 @@ int rd_app_main(int argc, char **argv)
     if (ends_with(A.cfg.checkpoint_path, ".gguf")) {
         st = rd_weights_open_gguf(A.cfg.checkpoint_path, &A.src, err, sizeof err);
     } else {
-        char *stored_cfg = NULL;
-        st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, &stored_cfg, err, sizeof err);
-        free(stored_cfg);
+        /* the stored config is not needed here: the config came from --config */
+        st = rd_weights_open_h5(A.cfg.checkpoint_path, &A.src, NULL, err, sizeof err);
     }
-    if (!agree(&A, st == RD_OK, err, "opening the checkpoint")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "opening the checkpoint")) {
         code = 1;
         goto out;
     }
     int max_ctx = A.args.max_seq_len ? A.args.max_seq_len : default_max_ctx(&A.cfg);
+    if (rank == 0 && A.args.max_seq_len && !A.args.attention_window)
+        warn_past_trained_length(&A.cfg, A.args.max_seq_len);
     /* with attention sinks the cache holds exactly the window, and prompts may be longer */
     int max_prompt = max_ctx;
     if (A.args.attention_window) {
@@ -475,16 +345,35 @@ int rd_app_main(int argc, char **argv)
                                   .sink_tokens = A.args.sink_tokens,
                                   .window = A.args.attention_window};
     if (lim.max_tokens > max_ctx) lim.max_tokens = max_ctx;
-    /* many prompts decode together when the output does not stream and one rope table per
-     * call serves every sequence */
-    const bool batchable = A.args.prompts_file && A.args.output_given &&
-                           A.args.output != RD_OUTPUT_TEXT && !A.args.attention_window &&
-                           !rd_rope_depends_on_len(&A.cfg);
-    if (batchable) lim.max_seqs = A.args.batch ? A.args.batch : 8;
+    /* --prompts and serve go through the paged engine (engine.h); several sequences at once
+     * unless the output streams text or one rope table per call cannot serve them all */
+    const bool one_rope = rd_rope_depends_on_len(&A.cfg);
+    A.use_engine = A.args.serve || (A.args.prompts_file && !A.args.attention_window);
+    const bool batchable = A.use_engine && !one_rope &&
+                           (A.args.serve || (A.args.output_given && A.args.output != RD_OUTPUT_TEXT));
+    if (batchable) lim.max_seqs = A.args.batch ? A.args.batch : A.args.serve ? 64 : 8;
     else if (A.args.batch > 1 && rank == 0)
-        RD_LOG_WARN("--batch %d ignored: batching needs --prompts with --output ids|json, and "
-                    "runs neither dynamic/longrope rope nor attention sinks", A.args.batch);
+        RD_LOG_WARN("--batch %d ignored: %s", A.args.batch,
+                    one_rope ? "dynamic/longrope rope runs one sequence at a time"
+                             : "batching needs --prompts with --output ids|json (attention sinks "
+                               "run one at a time)");
     if (lim.max_tokens < lim.max_seqs) lim.max_tokens = lim.max_seqs;
+    if (A.args.kv_cache_gb > 0) {
+        uint64_t bb = rd_model_kv_block_bytes(&A.cfg, &A.shard, lim.block_size,
+                                              A.be->dtype);
+        double n = A.args.kv_cache_gb * 1e9 / (double)bb;
+        if (n < 1) {
+            if (rank == 0)
+                rd_log_user_error("--kv-cache-gb %g holds no KV block (one block of %d tokens is "
+                                  "%llu bytes per rank)", A.args.kv_cache_gb, lim.block_size,
+                                  (unsigned long long)bb);
+            code = 1;
+            goto out;
+        }
+        lim.n_blocks = n > 1e9 ? 1000000000 : (int)n;
+    } else if (A.args.serve) {
+        lim.n_blocks = (max_ctx + lim.block_size - 1) / lim.block_size; /* sized after loading */
+    }
     char lerr[ERR_LEN] = "";
     st = rd_model_init(&A.model, &A.cfg, &A.shard, &lim, A.be, &A.comm, &A.src, lerr, sizeof lerr);
     A.model_ready = true;
@@ -496,11 +385,23 @@ int rd_app_main(int argc, char **argv)
             snprintf(err, sizeof err, "loading %s: %s", A.cfg.checkpoint_path,
                      lerr[0] ? lerr : rd_status_str(st));
     }
-    if (!agree(&A, st == RD_OK, err, "loading the weights")) {
+    if (!rd_world_agree(&A.world, st == RD_OK, err, "loading the weights")) {
         code = 1;
         goto out;
     }
+    if (A.args.serve && A.args.kv_cache_gb <= 0) {
+        st = size_pool(&A, err);
+        if (!rd_world_agree(&A.world, st == RD_OK, err, "sizing the KV cache")) {
+            code = 1;
+            goto out;
+        }
+    }
     if (A.args.verbose) log_ownership(&A);
+    if (rank == 0 && A.use_engine)
+        RD_LOG_INFO("KV cache: %d blocks of %d tokens (%.1f MB per rank) for up to %d sequences "
+                    "of up to %d tokens, %d tokens per step", A.model.n_blocks,
+                    A.model.lim.block_size, A.model.kv_bytes / 1e6, A.model.lim.max_seqs,
+                    A.model.lim.max_ctx, A.model.lim.max_tokens);
 
     /* 4. tokenizer and prompts on the coordinator */
     bool ok = true;
@@ -519,6 +420,9 @@ int rd_app_main(int argc, char **argv)
                 ok = false;
             }
         }
+        if (ok && A.args.serve) {
+            A.tokenizer_path = strdup(tpath);
+        } else {
         if (ok && !A.args.output_given && !A.tok) A.args.output = RD_OUTPUT_IDS;
         if (ok && A.args.output == RD_OUTPUT_TEXT && !A.tok) {
             snprintf(err, sizeof err, "--output text needs a tokenizer (give --tokenizer FILE, or "
@@ -537,6 +441,15 @@ int rd_app_main(int argc, char **argv)
             snprintf(err, sizeof err, "out of memory for the sampler (%d tokens)", A.cfg.vocab_size);
             ok = false;
         }
+        for (int i = 0; ok && A.use_engine && i < A.prompts.n; i++)
+            if ((A.prompts.len[i] + A.model.lim.block_size - 1) / A.model.lim.block_size >
+                A.model.n_blocks) {
+                snprintf(err, sizeof err, "prompt %d has %d tokens but the KV cache holds %d "
+                         "(--kv-cache-gb)", i + 1, A.prompts.len[i],
+                         A.model.n_blocks * A.model.lim.block_size);
+                ok = false;
+            }
+        }
         if (!ok) rd_log_user_error("%s", err);
     }
     st = rd_prompts_bcast(&A.comm, ok, &A.prompts);
@@ -551,47 +464,50 @@ int rd_app_main(int argc, char **argv)
         rd_world_abort(&A.world, 1, err);
     }
 
-    /* 5. generation, one prompt after another */
-    struct rd_gen_opts go = {.max_new_tokens = A.args.max_new_tokens,
-                             .ignore_eos = A.args.ignore_eos,
-                             .keep_logits = A.args.with_logits,
-                             .sink_tokens = A.args.sink_tokens,
-                             .window = A.args.attention_window};
-    if (A.model.lim.max_seqs > 1) {
-        struct rd_sampling sp = {.temperature = A.args.temperature, .top_k = A.args.top_k,
-                                 .top_p = A.args.top_p, .seed = A.args.seed};
-        struct in_order ord = {.A = &A, .n = A.prompts.n};
-        ord.held = calloc((size_t)A.prompts.n, sizeof *ord.held);
-        ord.ready = calloc((size_t)A.prompts.n, sizeof *ord.ready);
-        st = ord.held && ord.ready
-                 ? rd_generate_many(&A.model, A.prompts.n, A.prompts.ids, A.prompts.len, &go, &sp,
-                                    print_in_order, &ord)
-                 : RD_ERR_OOM;
-        for (int i = 0; i < A.prompts.n && ord.held; i++) rd_gen_result_free(&ord.held[i]);
-        free(ord.held);
-        free(ord.ready);
+    /* 5. serving, or generation */
+    if (A.args.serve) {
+        struct rd_serve_setup ss = {.world = &A.world, .args = &A.args, .cfg = &A.cfg,
+                                    .model = &A.model, .tok = A.tok,
+                                    .tokenizer_path = A.tokenizer_path,
+                                    .model_name = A.args.model_name};
+        char name[256];
+        if (!ss.model_name) {
+            rd_app_model_name(A.args.config, name, sizeof name);
+            ss.model_name = name;
+        }
+        code = rd_serve_run(&ss);
+        goto out;
+    }
+    if (A.use_engine) {
+        st = rd_app_run_engine(&A);
         if (st != RD_OK) {
             snprintf(err, sizeof err, "generation failed on rank %d: %s", rank, rd_status_str(st));
             rd_world_abort(&A.world, 1, err);
         }
         goto out;
     }
+    struct rd_gen_opts go = {.max_new_tokens = A.args.max_new_tokens,
+                             .ignore_eos = A.args.ignore_eos,
+                             .keep_logits = A.args.with_logits,
+                             .sink_tokens = A.args.sink_tokens,
+                             .window = A.args.attention_window};
     for (int i = 0; i < A.prompts.n; i++) {
         struct rd_gen_result r;
         /* every prompt samples from the same seed, batched or not */
         if (rank == 0) rd_sampler_reseed(&A.sampler, A.args.seed);
+        go.max_new_tokens = A.prompts.max_new[i] >= 0 ? A.prompts.max_new[i] : A.args.max_new_tokens;
         if (rank == 0 && A.stream) {
             /* the prompt goes through the same stream, so the decoder sees the whole sequence
              * (SentencePiece strips only the very first space) and the text reads on */
-            for (int j = 0; j < A.prompts.len[i]; j++) on_token(&A, A.prompts.ids[i][j]);
+            for (int j = 0; j < A.prompts.len[i]; j++) rd_app_on_token(&A, A.prompts.ids[i][j]);
         }
-        st = rd_generate(&A.model, A.prompts.ids[i], A.prompts.len[i], &go, &A.sampler, on_token,
-                         &A, &r);
+        st = rd_generate(&A.model, A.prompts.ids[i], A.prompts.len[i], &go, &A.sampler,
+                         rd_app_on_token, &A, &r);
         if (st != RD_OK) {
             snprintf(err, sizeof err, "generation failed on rank %d: %s", rank, rd_status_str(st));
             rd_world_abort(&A.world, 1, err);
         }
-        if (rank == 0) print_result(&A, i, &r);
+        if (rank == 0) rd_app_print_result(&A, i, &r);
         rd_gen_result_free(&r);
     }
 out:

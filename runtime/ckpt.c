@@ -117,22 +117,27 @@ void rd_ckpt_close(struct rd_ckpt *ck)
     free(ck);
 }
 
-rd_status rd_ckpt_config_json(struct rd_ckpt *ck, char **json_out)
+rd_status rd_ckpt_config_json(struct rd_ckpt *ck, char **json_out, char *err, int err_len)
 {
+    if (err && err_len > 0) err[0] = 0;
     if (!ck || !json_out) return RD_ERR_INVALID_ARG;
     *json_out = NULL;
     rd_status rc = RD_ERR_HDF5;
     hid_t a = H5I_INVALID_HID, ft = H5I_INVALID_HID, mt = H5I_INVALID_HID,
           sp = H5I_INVALID_HID;
     if (H5Aexists(ck->file, "config") <= 0) {
-        RD_LOG_ERROR("%s: checkpoint has no config attribute", ck->path);
+        set_err(err, err_len, "%s: the checkpoint has no \"config\" attribute (the model config "
+                "as a JSON string); give the config with --config config.json --checkpoint %s",
+                ck->path, ck->path);
         return RD_ERR_FORMAT;
     }
     if ((a = H5Aopen(ck->file, "config", H5P_DEFAULT)) < 0 || (ft = H5Aget_type(a)) < 0 ||
         (sp = H5Aget_space(a)) < 0)
         goto done;
     if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1) {
-        RD_LOG_ERROR("%s: config attribute is not a single string", ck->path);
+        set_err(err, err_len, "%s: the checkpoint's \"config\" attribute is not one string (the "
+                "model config as JSON); give the config with --config config.json --checkpoint %s",
+                ck->path, ck->path);
         rc = RD_ERR_FORMAT;
         goto done;
     }
@@ -161,7 +166,9 @@ rd_status rd_ckpt_config_json(struct rd_ckpt *ck, char **json_out)
     }
     rc = *json_out ? RD_OK : RD_ERR_OOM;
 done:
-    if (rc == RD_ERR_HDF5) RD_LOG_ERROR("%s: cannot read the config attribute", ck->path);
+    if (rc == RD_ERR_HDF5)
+        set_err(err, err_len, "%s: HDF5 cannot read the \"config\" attribute", ck->path);
+    if (rc == RD_ERR_OOM) set_err(err, err_len, "%s: out of memory reading the config", ck->path);
     if (mt >= 0) H5Tclose(mt);
     if (sp >= 0) H5Sclose(sp);
     if (ft >= 0) H5Tclose(ft);

@@ -23,8 +23,9 @@ struct rd_ckpt;
 
 rd_status rd_ckpt_open(const char *path, struct rd_ckpt **out, char *err, int err_len);
 void rd_ckpt_close(struct rd_ckpt *ck); /* NULL does nothing */
-/* The config JSON stored in the file (malloc'd, caller frees). */
-rd_status rd_ckpt_config_json(struct rd_ckpt *ck, char **json_out);
+/* The config JSON stored in the file (malloc'd, caller frees). A file without a string
+ * "config" attribute is RD_ERR_FORMAT with a message naming the file and the attribute. */
+rd_status rd_ckpt_config_json(struct rd_ckpt *ck, char **json_out, char *err, int err_len);
 /* Shape of a tensor; RD_ERR_FORMAT with a message naming it when absent. ndim <= 2. */
 rd_status rd_ckpt_shape(struct rd_ckpt *ck, const char *name, int *ndim, int64_t dims[2],
                         enum rd_dtype *dtype, char *err, int err_len);

@@ -13,8 +13,11 @@ void rd_cli_usage(FILE *f)
 {
     fputs(
         "usage: mpirun -np N ropedist --config FILE [options]\n"
+        "       mpirun -np N ropedist serve --config FILE [--port 8000] [options]\n"
         "\n"
         "Tensor-parallel Llama inference: each of the N MPI ranks holds 1/N of every layer.\n"
+        "`serve` runs an OpenAI-compatible HTTP server on rank 0 (POST /v1/completions,\n"
+        "/v1/chat/completions; GET /v1/models, /health, /metrics) with continuous batching.\n"
         "\n"
         "model\n"
         "  --config FILE          model config (required): a Hugging Face config.json, a .gguf\n"
@@ -32,10 +35,15 @@ void rd_cli_usage(FILE *f)
         "  --max-seq-len N        tokens of KV cache per sequence (default: max_position_embeddings,\n"
         "                         at most 8192)\n"
         "  --max-batch-tokens N   tokens per forward call (default 512)\n"
-        "  --batch N              --prompts with --output ids|json: decode up to N prompts\n"
-        "                         together, a new one starting as soon as one ends (default 8;\n"
-        "                         1 = one after another). Each prompt's tokens are the same either\n"
-        "                         way. dynamic/longrope rope and attention sinks run one at a time\n"
+        "  --batch N              sequences decoded together: --prompts with --output ids|json\n"
+        "                         (default 8; 1 = one after another) and serve (default 64). Each\n"
+        "                         prompt's tokens are the same either way. dynamic/longrope rope\n"
+        "                         and attention sinks run one at a time\n"
+        "  --kv-cache-gb G        paged KV cache per rank, in GB (blocks of 16 tokens shared by\n"
+        "                         all sequences; when full, new sequences wait and the newest\n"
+        "                         running one is preempted and recomputed later). Default: room\n"
+        "                         for --batch sequences of --max-seq-len tokens (serve: at most\n"
+        "                         90% of the memory left after the weights)\n"
         "  --share-gpu            allow several ranks on one GPU (test mode)\n"
         "  --tp N                 expected tensor-parallel size; an error unless N ranks run\n"
         "                         (the tp size is always the number of ranks)\n"
@@ -43,7 +51,8 @@ void rd_cli_usage(FILE *f)
         "input (one of)\n"
         "  --prompt TEXT          text prompt (\"\" = BOS only); needs a tokenizer\n"
         "  --prompt-ids 1,2,3     prompt as token ids\n"
-        "  --prompts FILE.jsonl   one JSON object per line: {\"prompt_ids\": [...]} or {\"prompt\": \"...\"}\n"
+        "  --prompts FILE.jsonl   one JSON object per line: {\"prompt_ids\": [...]} or {\"prompt\": \"...\"},\n"
+        "                         optionally with \"max_new_tokens\": N for that prompt\n"
         "\n"
         "generation\n"
         "  --max-new-tokens N     tokens to generate (default 64)\n"
@@ -68,8 +77,22 @@ void rd_cli_usage(FILE *f)
         "                         rows, bytes of weights loaded)\n"
         "  --help                 this text\n"
         "\n"
+        "serve (rank 0 listens; every rank runs every step)\n"
+        "  --host ADDR            bind address (default 127.0.0.1: this machine only; binding\n"
+        "                         another address, e.g. 0.0.0.0, exposes the server)\n"
+        "  --port N               TCP port (default 8000; 0 = any free port, logged)\n"
+        "  --api-key KEY          every request needs \"Authorization: Bearer KEY\" (default:\n"
+        "                         RD_API_KEY from the environment, else none)\n"
+        "  --served-model-name S  the model's name in /v1/models and responses (default: the\n"
+        "                         config's folder, or the .gguf/.h5 file name)\n"
+        "  --max-body-kb N        larger request bodies get 413 (default 4096)\n"
+        "  --drain-timeout S      on SIGTERM/SIGINT stop accepting, give running requests S\n"
+        "                         seconds to finish, then end every rank (default 30; a second\n"
+        "                         signal ends at once)\n"
+        "\n"
         "environment: RD_LOG_LEVEL=debug|info|warn|error, RD_DEBUG_SYNC=1 (cuda: sync after each op),\n"
-        "  RD_CUDA_GRAPHS=1 (cuda: replay decode steps as CUDA graphs; opt-in), RD_WATCHDOG=0\n",
+        "  RD_CUDA_GRAPHS=0 (cuda: run decode steps eagerly, not as CUDA graphs), RD_WATCHDOG=0,\n"
+        "  RD_API_KEY (serve: the API key when --api-key is not given)\n",
         f);
 }
 
@@ -117,7 +140,15 @@ rd_status rd_cli_parse(int argc, char **argv, struct rd_args *a, char *err, int 
     a->top_p = 1.0f;
     a->max_batch_tokens = 512;
     a->output = RD_OUTPUT_TEXT;
-    for (int i = 1; i < argc; i++) {
+    a->port = 8000;
+    a->max_body_kb = 4096;
+    a->drain_timeout_s = 30;
+    int first = 1, serve_flags = 0;
+    if (argc > 1 && !strcmp(argv[1], "serve")) {
+        a->serve = true;
+        first = 2;
+    }
+    for (int i = first; i < argc; i++) {
         const char *flag = argv[i], *val = NULL;
         if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) {
             a->help = true;
@@ -216,12 +247,64 @@ rd_status rd_cli_parse(int argc, char **argv, struct rd_args *a, char *err, int 
             NEED_VALUE();
             if (!parse_int(val, 1, 1 << 24, &a->attention_window))
                 BAD("--attention-window must be a positive integer (got \"%s\")", val);
+        } else if (!strcmp(flag, "--host")) {
+            NEED_VALUE();
+            if (!*val) BAD("--host needs an address");
+            a->host = val;
+            serve_flags++;
+        } else if (!strcmp(flag, "--port")) {
+            NEED_VALUE();
+            if (!parse_int(val, 0, 65535, &a->port))
+                BAD("--port must be an integer in 0..65535 (got \"%s\")", val);
+            serve_flags++;
+        } else if (!strcmp(flag, "--api-key")) {
+            NEED_VALUE();
+            if (!*val) BAD("--api-key must not be empty");
+            a->api_key = val;
+            serve_flags++;
+        } else if (!strcmp(flag, "--served-model-name")) {
+            NEED_VALUE();
+            if (!*val) BAD("--served-model-name must not be empty");
+            a->model_name = val;
+            serve_flags++;
+        } else if (!strcmp(flag, "--max-body-kb")) {
+            NEED_VALUE();
+            if (!parse_int(val, 1, 1 << 20, &a->max_body_kb))
+                BAD("--max-body-kb must be a positive integer (got \"%s\")", val);
+            serve_flags++;
+        } else if (!strcmp(flag, "--drain-timeout")) {
+            NEED_VALUE();
+            if (!parse_int(val, 0, 86400, &a->drain_timeout_s))
+                BAD("--drain-timeout must be a number of seconds in 0..86400 (got \"%s\")", val);
+            serve_flags++;
+        } else if (!strcmp(flag, "--kv-cache-gb")) {
+            NEED_VALUE();
+            float gb;
+            if (!parse_float(val, &gb) || !(gb > 0))
+                BAD("--kv-cache-gb must be a positive number of GB (got \"%s\")", val);
+            a->kv_cache_gb = gb;
+        } else if (!strcmp(flag, "serve")) {
+            BAD("\"serve\" must come first: ropedist serve --config FILE ...");
         } else {
             BAD("unknown flag \"%s\" (see --help)", flag);
         }
     }
     if (a->help) return RD_OK;
     if (!a->config) BAD("--config FILE is required (see --help)");
+    if (a->serve) {
+        if (a->have_prompt || a->prompt_ids || a->prompts_file)
+            BAD("serve takes prompts over HTTP, not --prompt/--prompt-ids/--prompts");
+        if (a->output_given || a->with_logits) BAD("serve answers in JSON: drop --output/--with-logits");
+        if (a->attention_window) BAD("serve does not run attention sinks (--attention-window)");
+        if (!a->api_key) {
+            const char *k = getenv("RD_API_KEY");
+            if (k && *k) a->api_key = k;
+        }
+        if (!a->host) a->host = "127.0.0.1";
+        return RD_OK;
+    }
+    if (serve_flags) BAD("--host, --port, --api-key, --served-model-name, --max-body-kb and "
+                         "--drain-timeout are flags of `ropedist serve`");
     int inputs = (a->have_prompt ? 1 : 0) + (a->prompt_ids ? 1 : 0) + (a->prompts_file ? 1 : 0);
     if (inputs == 0) BAD("give a prompt: --prompt TEXT, --prompt-ids 1,2,3 or --prompts FILE.jsonl");
     if (inputs > 1) BAD("give only one of --prompt, --prompt-ids and --prompts");

@@ -42,6 +42,15 @@ struct rd_args {
     int sink_tokens;         /* 0: off */
     int attention_window;    /* 0: off */
     bool help;
+    /* `ropedist serve`: an OpenAI-compatible HTTP server on rank 0 */
+    bool serve;
+    const char *host;        /* bind address (default 127.0.0.1) */
+    int port;                /* default 8000; 0 = any free port (logged) */
+    const char *api_key;     /* --api-key, else RD_API_KEY; NULL = no authentication */
+    const char *model_name;  /* --served-model-name; NULL = from the config path */
+    int max_body_kb;         /* request bodies above this get 413 (default 4096) */
+    int drain_timeout_s;     /* SIGTERM: seconds running requests get to finish (default 30) */
+    double kv_cache_gb;      /* KV pool per rank in GB (1e9 bytes); 0 = default */
 };
 
 /* Parses argv. On error returns RD_ERR_INVALID_ARG with a message naming the flag. */

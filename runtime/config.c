@@ -6,13 +6,15 @@
  * that also holds rope_theta. Both end in the same struct rd_rope_config. */
 #include "runtime/config.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include <cjson/cJSON.h>
+#include "common/json.h"
 
 #define FAIL(...)                                                                              \
     do {                                                                                       \
@@ -51,13 +53,13 @@ void rd_config_defaults(struct rd_config *cfg)
 /* ---- typed field readers: each names the field on error ---- */
 
 /* Reads an integer field. Returns 0 when absent (and leaves *out), 1 when read, -1 on error. */
-static int get_int(const cJSON *obj, const char *key, const char *where, int *out, char *err,
+static int get_int(const json_t *obj, const char *key, const char *where, int *out, char *err,
                    int err_len)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!it || cJSON_IsNull(it)) return 0;
-    double v = it->valuedouble;
-    if (!cJSON_IsNumber(it) || v != floor(v) || fabs(v) > 2147483647.0) {
+    const json_t *it = json_object_get(obj, key);
+    if (!it || json_is_null(it)) return 0;
+    int64_t v;
+    if (!rd_json_int(it, -2147483647 - 1, 2147483647, &v)) {
         if (err) snprintf(err, (size_t)err_len, "config field %s%s must be an integer", where, key);
         return -1;
     }
@@ -65,42 +67,49 @@ static int get_int(const cJSON *obj, const char *key, const char *where, int *ou
     return 1;
 }
 
-static int get_num(const cJSON *obj, const char *key, const char *where, double *out, char *err,
+static int get_num(const json_t *obj, const char *key, const char *where, double *out, char *err,
                    int err_len)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!it || cJSON_IsNull(it)) return 0;
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
+    const json_t *it = json_object_get(obj, key);
+    if (!it || json_is_null(it)) return 0;
+    if (!json_is_number(it) || !isfinite(json_number_value(it))) {
         if (err) snprintf(err, (size_t)err_len, "config field %s%s must be a number", where, key);
         return -1;
     }
-    *out = it->valuedouble;
+    *out = json_number_value(it);
     return 1;
 }
 
-static int get_bool(const cJSON *obj, const char *key, const char *where, bool *out, char *err,
+static int get_bool(const json_t *obj, const char *key, const char *where, bool *out, char *err,
                     int err_len)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!it || cJSON_IsNull(it)) return 0;
-    if (!cJSON_IsBool(it)) {
+    const json_t *it = json_object_get(obj, key);
+    if (!it || json_is_null(it)) return 0;
+    if (!json_is_boolean(it)) {
         if (err) snprintf(err, (size_t)err_len, "config field %s%s must be true or false", where, key);
         return -1;
     }
-    *out = cJSON_IsTrue(it);
+    *out = json_is_true(it);
     return 1;
 }
 
-static int get_str(const cJSON *obj, const char *key, const char *where, const char **out,
+/* Strings here are names and paths: one holding a NUL byte is refused, not cut short. */
+static int get_str(const json_t *obj, const char *key, const char *where, const char **out,
                    char *err, int err_len)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!it || cJSON_IsNull(it)) return 0;
-    if (!cJSON_IsString(it)) {
+    const json_t *it = json_object_get(obj, key);
+    if (!it || json_is_null(it)) return 0;
+    if (!json_is_string(it)) {
         if (err) snprintf(err, (size_t)err_len, "config field %s%s must be a string", where, key);
         return -1;
     }
-    *out = it->valuestring;
+    if (rd_json_has_nul(it)) {
+        if (err)
+            snprintf(err, (size_t)err_len, "config field %s%s holds a NUL byte (\\u0000)", where,
+                     key);
+        return -1;
+    }
+    *out = json_string_value(it);
     return 1;
 }
 
@@ -115,35 +124,38 @@ static int get_str(const cJSON *obj, const char *key, const char *where, const c
         if ((call) < 0) return RD_ERR_CONFIG;                                                  \
     } while (0)
 
-static rd_status read_factors(const cJSON *rope, const char *key, const char *where, double *dst,
+static rd_status read_factors(const json_t *rope, const char *key, const char *where, double *dst,
                               int *n, char *err, int err_len)
 {
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(rope, key);
+    const json_t *arr = json_object_get(rope, key);
     *n = 0;
-    if (!arr || cJSON_IsNull(arr)) return RD_OK;
-    if (!cJSON_IsArray(arr)) FAIL("config field %s%s must be a list of numbers", where, key);
-    int count = cJSON_GetArraySize(arr);
-    if (count > RD_MAX_ROPE_FACTORS) FAIL("config field %s%s has too many entries (%d)", where, key, count);
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
+    if (!arr || json_is_null(arr)) return RD_OK;
+    if (!json_is_array(arr)) FAIL("config field %s%s must be a list of numbers", where, key);
+    size_t count = json_array_size(arr);
+    if (count > RD_MAX_ROPE_FACTORS)
+        FAIL("config field %s%s has too many entries (%zu; at most %d)", where, key, count,
+             RD_MAX_ROPE_FACTORS);
+    size_t i;
+    const json_t *it;
+    json_array_foreach(arr, i, it)
     {
-        if (!cJSON_IsNumber(it) || !(it->valuedouble > 0))
-            FAIL("config field %s%s[%d] must be a positive number", where, key, i);
-        dst[i++] = it->valuedouble;
+        if (!json_is_number(it) || !(json_number_value(it) > 0) ||
+            !isfinite(json_number_value(it)))
+            FAIL("config field %s%s[%zu] must be a positive number", where, key, i);
+        dst[i] = json_number_value(it);
     }
-    *n = count;
+    *n = (int)count;
     return RD_OK;
 }
 
 /* rope: the object holding the scaling fields (rope_parameters or rope_scaling), may be NULL */
-static rd_status parse_rope(const cJSON *root, const cJSON *rope, const char *where,
+static rd_status parse_rope(const json_t *root, const json_t *rope, const char *where,
                             struct rd_config *cfg, char *err, int err_len)
 {
     struct rd_rope_config *r = &cfg->rope;
     OPT(get_num(root, "rope_theta", "", &r->theta, err, err_len));
     if (!rope) return RD_OK;
-    if (!cJSON_IsObject(rope)) FAIL("config field %s must be an object or null", where);
+    if (!json_is_object(rope)) FAIL("config field %s must be an object or null", where);
     char w[64];
     snprintf(w, sizeof w, "%s.", where);
     OPT(get_num(rope, "rope_theta", w, &r->theta, err, err_len));
@@ -179,7 +191,7 @@ static rd_status parse_rope(const cJSON *root, const cJSON *rope, const char *wh
 
     bool needs_factor = r->type == RD_ROPE_TYPE_LINEAR || r->type == RD_ROPE_TYPE_DYNAMIC ||
                         r->type == RD_ROPE_TYPE_LLAMA3 || r->type == RD_ROPE_TYPE_YARN;
-    if (needs_factor && !cJSON_GetObjectItemCaseSensitive(rope, "factor"))
+    if (needs_factor && !json_object_get(rope, "factor"))
         FAIL("config field %sfactor is missing (required by rope_type '%s')", w, type);
     if (needs_factor && !(r->factor >= 1.0 || (r->type == RD_ROPE_TYPE_LINEAR && r->factor > 0)))
         FAIL("config field %sfactor must be >= 1 for rope_type '%s' (got %g)", w, type, r->factor);
@@ -199,11 +211,11 @@ static void join_path(char *dst, const char *base, const char *rel)
         snprintf(dst, RD_PATH_MAX, "%s/%s", base, rel);
 }
 
-static rd_status parse_ropedist(const cJSON *rd, const char *base_dir, struct rd_config *cfg,
+static rd_status parse_ropedist(const json_t *rd, const char *base_dir, struct rd_config *cfg,
                                 char *err, int err_len)
 {
-    if (!rd || cJSON_IsNull(rd)) return RD_OK;
-    if (!cJSON_IsObject(rd)) FAIL("config field ropedist must be an object");
+    if (!rd || json_is_null(rd)) return RD_OK;
+    if (!json_is_object(rd)) FAIL("config field ropedist must be an object");
     const char *s = NULL;
     OPT(get_str(rd, "checkpoint", "ropedist.", &s, err, err_len));
     if (s) join_path(cfg->checkpoint_path, base_dir, s);
@@ -242,10 +254,10 @@ static rd_status parse_ropedist(const cJSON *rd, const char *base_dir, struct rd
     return RD_OK;
 }
 
-static rd_status parse_root(const cJSON *root, const char *base_dir, struct rd_config *cfg,
+static rd_status parse_root(const json_t *root, const char *base_dir, struct rd_config *cfg,
                             char *err, int err_len)
 {
-    if (!cJSON_IsObject(root)) FAIL("config must be a JSON object");
+    if (!json_is_object(root)) FAIL("config must be a JSON object");
     const char *mt = NULL;
     OPT(get_str(root, "model_type", "", &mt, err, err_len));
     if (mt && strcmp(mt, "llama") != 0 && strcmp(mt, "mistral") != 0)
@@ -276,31 +288,32 @@ static rd_status parse_root(const cJSON *root, const char *base_dir, struct rd_c
     OPT(get_bool(root, "tie_word_embeddings", "", &cfg->tie_word_embeddings, err, err_len));
     OPT(get_int(root, "bos_token_id", "", &cfg->bos_token_id, err, err_len));
 
-    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
-    if (eos && cJSON_IsArray(eos)) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, eos)
+    const json_t *eos = json_object_get(root, "eos_token_id");
+    if (eos && json_is_array(eos)) {
+        size_t i;
+        const json_t *it;
+        json_array_foreach(eos, i, it)
         {
-            if (!cJSON_IsNumber(it) || it->valuedouble < 0 ||
-                it->valuedouble != floor(it->valuedouble) || it->valuedouble > 2147483647.0)
+            int64_t v;
+            if (!rd_json_int(it, 0, 2147483647, &v))
                 FAIL("config field eos_token_id must be an integer or a list of integers");
             if (cfg->n_eos == RD_MAX_EOS)
                 FAIL("config field eos_token_id has more than %d entries", RD_MAX_EOS);
-            cfg->eos_token_ids[cfg->n_eos++] = (int)it->valuedouble;
+            cfg->eos_token_ids[cfg->n_eos++] = (int)v;
         }
-    } else if (eos && !cJSON_IsNull(eos)) {
+    } else if (eos && !json_is_null(eos)) {
         int v = 0;
         if (get_int(root, "eos_token_id", "", &v, err, err_len) < 0 || v < 0)
             FAIL("config field eos_token_id must be an integer or a list of integers");
         cfg->eos_token_ids[cfg->n_eos++] = v;
     }
 
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
-    const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (params && !cJSON_IsNull(params)) {
+    const json_t *params = json_object_get(root, "rope_parameters");
+    const json_t *scaling = json_object_get(root, "rope_scaling");
+    if (params && !json_is_null(params)) {
         RD_TRY(parse_rope(root, params, "rope_parameters", cfg, err, err_len));
     } else {
-        RD_TRY(parse_rope(root, (scaling && !cJSON_IsNull(scaling)) ? scaling : NULL,
+        RD_TRY(parse_rope(root, (scaling && !json_is_null(scaling)) ? scaling : NULL,
                           "rope_scaling", cfg, err, err_len));
     }
     /* a top-level original_max_position_embeddings (Phi-3 style) wins, as in transformers */
@@ -319,7 +332,7 @@ static rd_status parse_root(const cJSON *root, const char *base_dir, struct rd_c
     if (model_dtype && !strcmp(model_dtype, "bfloat16")) cfg->rope_freq_dtype = RD_DTYPE_BF16;
     if (model_dtype && !strcmp(model_dtype, "float16")) cfg->rope_freq_dtype = RD_DTYPE_F16;
 
-    RD_TRY(parse_ropedist(cJSON_GetObjectItemCaseSensitive(root, "ropedist"), base_dir, cfg, err,
+    RD_TRY(parse_ropedist(json_object_get(root, "ropedist"), base_dir, cfg, err,
                           err_len));
 
     if (cfg->hidden_size <= 0) FAIL("config field hidden_size must be positive");
@@ -338,6 +351,13 @@ static rd_status parse_root(const cJSON *root, const char *base_dir, struct rd_c
     return rd_config_validate(cfg, err, err_len);
 }
 
+/* A size field no larger than max (positivity is checked with its own message). */
+#define CHECK_MAX(value, name, max)                                                            \
+    do {                                                                                       \
+        if ((value) > (max))                                                                   \
+            FAIL("config field %s (%d) is out of range: at most %d", name, (value), (max));     \
+    } while (0)
+
 rd_status rd_config_validate(const struct rd_config *cfg, char *err, int err_len)
 {
     if (cfg->hidden_size <= 0) FAIL("config field hidden_size must be positive (got %d)", cfg->hidden_size);
@@ -349,6 +369,13 @@ rd_status rd_config_validate(const struct rd_config *cfg, char *err, int err_len
         FAIL("config field num_key_value_heads (%d) must be positive and divide "
              "num_attention_heads (%d)",
              cfg->n_kv_heads, cfg->n_heads);
+    CHECK_MAX(cfg->hidden_size, "hidden_size", RD_MAX_HIDDEN);
+    CHECK_MAX(cfg->intermediate_size, "intermediate_size", RD_MAX_FFN);
+    CHECK_MAX(cfg->n_layers, "num_hidden_layers", RD_MAX_LAYERS);
+    CHECK_MAX(cfg->n_heads, "num_attention_heads", RD_MAX_HEADS);
+    CHECK_MAX(cfg->n_kv_heads, "num_key_value_heads", RD_MAX_HEADS);
+    CHECK_MAX(cfg->vocab_size, "vocab_size", RD_MAX_VOCAB);
+    CHECK_MAX(cfg->max_position_embeddings, "max_position_embeddings", RD_MAX_POSITIONS);
     if (cfg->head_dim <= 0 || cfg->head_dim > 4096)
         FAIL("config field head_dim must be in 1..4096 (got %d)", cfg->head_dim);
     if (cfg->vocab_size <= 0) FAIL("config field vocab_size must be positive (got %d)", cfg->vocab_size);
@@ -392,35 +419,51 @@ rd_status rd_config_validate(const struct rd_config *cfg, char *err, int err_len
     return RD_OK;
 }
 
-rd_status rd_config_parse(const char *json_text, const char *base_dir, struct rd_config *cfg,
-                          char *err, int err_len)
+/* len bytes of text (a file may hold NUL bytes: they are not the end of it) */
+static rd_status parse_text(const char *json_text, size_t len, const char *base_dir,
+                            struct rd_config *cfg, char *err, int err_len)
 {
     rd_config_defaults(cfg);
     if (err && err_len > 0) err[0] = 0;
-    cJSON *root = cJSON_Parse(json_text);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        if (at && *at) FAIL("config is not valid JSON (near: %.40s)", at);
-        FAIL("config is not valid JSON (it ends too early)");
-    }
+    char why[256];
+    json_t *root = rd_json_parse(json_text, len, RD_JSON_ANY, why, sizeof why);
+    if (!root) FAIL("config is not valid JSON: %s", why);
     rd_status st = parse_root(root, base_dir, cfg, err, err_len);
-    cJSON_Delete(root);
+    json_decref(root);
     return st;
+}
+
+rd_status rd_config_parse(const char *json_text, const char *base_dir, struct rd_config *cfg,
+                          char *err, int err_len)
+{
+    return parse_text(json_text, json_text ? strlen(json_text) : 0, base_dir, cfg, err, err_len);
 }
 
 rd_status rd_config_load(const char *path, struct rd_config *cfg, char *err, int err_len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (err) snprintf(err, (size_t)err_len, "cannot open config file %s", path);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (err) snprintf(err, (size_t)err_len, "config %s is a directory, not a JSON file", path);
         return RD_ERR_IO;
     }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > (64l << 20)) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (err)
+            snprintf(err, (size_t)err_len, "cannot open config file %s: %s", path, strerror(errno));
+        return RD_ERR_IO;
+    }
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
-        if (err) snprintf(err, (size_t)err_len, "config file %s is not a readable JSON file", path);
+        if (err) snprintf(err, (size_t)err_len, "config file %s cannot be read (not a regular file)", path);
+        return RD_ERR_IO;
+    }
+    if (n > RD_CONFIG_MAX_BYTES) {
+        fclose(f);
+        if (err)
+            snprintf(err, (size_t)err_len, "config file %s is %ld bytes, over the %d MB limit for a "
+                     "config", path, n, RD_CONFIG_MAX_BYTES >> 20);
         return RD_ERR_IO;
     }
     char *txt = malloc((size_t)n + 1);
@@ -438,59 +481,91 @@ rd_status rd_config_load(const char *path, struct rd_config *cfg, char *err, int
     if (slash) *slash = 0;
     else strcpy(base, ".");
     char sub[1024] = "";
-    rd_status st = rd_config_parse(txt, base, cfg, sub, sizeof sub);
+    rd_status st = parse_text(txt, (size_t)n, base, cfg, sub, sizeof sub);
     free(txt);
     if (st != RD_OK && err) snprintf(err, (size_t)err_len, "%s: %s", path, sub);
     return st;
 }
 
+/* Members of the JSON written out; any failed allocation sets bad (json_object_set_new returns
+ * -1 for a NULL value), and then nothing is returned. */
+#define SET_NEW(o, k, v) (bad |= json_object_set_new(o, k, v))
+#define SET_INT(o, k, v) SET_NEW(o, k, json_integer(v))
+#define SET_REAL(o, k, v) SET_NEW(o, k, json_real(v))
+#define SET_STR(o, k, v) SET_NEW(o, k, json_string(v))
+#define SET_BOOL(o, k, v) SET_NEW(o, k, json_boolean(v))
+
+static json_t *real_array(const double *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++) {
+        if (json_array_append_new(a, json_real(v[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
 char *rd_config_to_json(const struct rd_config *cfg)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model_type", "llama");
-    cJSON_AddNumberToObject(o, "hidden_size", cfg->hidden_size);
-    cJSON_AddNumberToObject(o, "intermediate_size", cfg->intermediate_size);
-    cJSON_AddNumberToObject(o, "num_hidden_layers", cfg->n_layers);
-    cJSON_AddNumberToObject(o, "num_attention_heads", cfg->n_heads);
-    cJSON_AddNumberToObject(o, "num_key_value_heads", cfg->n_kv_heads);
-    cJSON_AddNumberToObject(o, "head_dim", cfg->head_dim);
-    cJSON_AddNumberToObject(o, "vocab_size", cfg->vocab_size);
-    cJSON_AddNumberToObject(o, "rms_norm_eps", cfg->rms_norm_eps);
-    cJSON_AddNumberToObject(o, "max_position_embeddings", cfg->max_position_embeddings);
-    cJSON_AddBoolToObject(o, "tie_word_embeddings", cfg->tie_word_embeddings);
-    if (cfg->bos_token_id >= 0) cJSON_AddNumberToObject(o, "bos_token_id", cfg->bos_token_id);
-    if (cfg->n_eos == 1) cJSON_AddNumberToObject(o, "eos_token_id", cfg->eos_token_ids[0]);
-    else if (cfg->n_eos > 1) cJSON_AddItemToObject(o, "eos_token_id", cJSON_CreateIntArray(cfg->eos_token_ids, cfg->n_eos));
+    json_t *o = json_object(), *rp = json_object(), *rd = json_object();
+    char *s = NULL;
+    int bad = 0;
+    if (!o || !rp || !rd) goto done;
+    SET_STR(o, "model_type", "llama");
+    SET_INT(o, "hidden_size", cfg->hidden_size);
+    SET_INT(o, "intermediate_size", cfg->intermediate_size);
+    SET_INT(o, "num_hidden_layers", cfg->n_layers);
+    SET_INT(o, "num_attention_heads", cfg->n_heads);
+    SET_INT(o, "num_key_value_heads", cfg->n_kv_heads);
+    SET_INT(o, "head_dim", cfg->head_dim);
+    SET_INT(o, "vocab_size", cfg->vocab_size);
+    SET_REAL(o, "rms_norm_eps", cfg->rms_norm_eps);
+    SET_INT(o, "max_position_embeddings", cfg->max_position_embeddings);
+    SET_BOOL(o, "tie_word_embeddings", cfg->tie_word_embeddings);
+    if (cfg->bos_token_id >= 0) SET_INT(o, "bos_token_id", cfg->bos_token_id);
+    if (cfg->n_eos == 1) {
+        SET_INT(o, "eos_token_id", cfg->eos_token_ids[0]);
+    } else if (cfg->n_eos > 1) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < cfg->n_eos; i++)
+            bad |= json_array_append_new(a, json_integer(cfg->eos_token_ids[i]));
+        SET_NEW(o, "eos_token_id", a);
+    }
     const struct rd_rope_config *r = &cfg->rope;
-    cJSON *rp = cJSON_AddObjectToObject(o, "rope_parameters");
-    cJSON_AddStringToObject(rp, "rope_type", rd_rope_type_name(r->type));
-    cJSON_AddNumberToObject(rp, "rope_theta", r->theta);
+    SET_STR(rp, "rope_type", rd_rope_type_name(r->type));
+    SET_REAL(rp, "rope_theta", r->theta);
     if (r->type != RD_ROPE_TYPE_DEFAULT && (r->type != RD_ROPE_TYPE_LONGROPE || r->has_factor))
-        cJSON_AddNumberToObject(rp, "factor", r->factor);
+        SET_REAL(rp, "factor", r->factor);
     if (r->original_max_pos > 0)
-        cJSON_AddNumberToObject(rp, "original_max_position_embeddings", r->original_max_pos);
+        SET_INT(rp, "original_max_position_embeddings", r->original_max_pos);
     if (r->type == RD_ROPE_TYPE_LLAMA3) {
-        cJSON_AddNumberToObject(rp, "low_freq_factor", r->low_freq_factor);
-        cJSON_AddNumberToObject(rp, "high_freq_factor", r->high_freq_factor);
+        SET_REAL(rp, "low_freq_factor", r->low_freq_factor);
+        SET_REAL(rp, "high_freq_factor", r->high_freq_factor);
     }
     if (r->type == RD_ROPE_TYPE_YARN) {
-        cJSON_AddNumberToObject(rp, "beta_fast", r->beta_fast);
-        cJSON_AddNumberToObject(rp, "beta_slow", r->beta_slow);
-        if (r->mscale) cJSON_AddNumberToObject(rp, "mscale", r->mscale);
-        if (r->mscale_all_dim) cJSON_AddNumberToObject(rp, "mscale_all_dim", r->mscale_all_dim);
-        cJSON_AddBoolToObject(rp, "truncate", r->truncate);
+        SET_REAL(rp, "beta_fast", r->beta_fast);
+        SET_REAL(rp, "beta_slow", r->beta_slow);
+        if (r->mscale) SET_REAL(rp, "mscale", r->mscale);
+        if (r->mscale_all_dim) SET_REAL(rp, "mscale_all_dim", r->mscale_all_dim);
+        SET_BOOL(rp, "truncate", r->truncate);
     }
-    if (r->has_attention_factor) cJSON_AddNumberToObject(rp, "attention_factor", r->attention_factor);
+    if (r->has_attention_factor) SET_REAL(rp, "attention_factor", r->attention_factor);
     if (r->type == RD_ROPE_TYPE_LONGROPE) {
-        cJSON_AddItemToObject(rp, "short_factor", cJSON_CreateDoubleArray(r->short_factor, r->n_short));
-        cJSON_AddItemToObject(rp, "long_factor", cJSON_CreateDoubleArray(r->long_factor, r->n_long));
+        SET_NEW(rp, "short_factor", real_array(r->short_factor, r->n_short));
+        SET_NEW(rp, "long_factor", real_array(r->long_factor, r->n_long));
     }
-    cJSON *rd = cJSON_AddObjectToObject(o, "ropedist");
-    cJSON_AddStringToObject(rd, "rope_style", cfg->rope_style == RD_ROPE_GPTJ ? "gptj" : "neox");
-    cJSON_AddNumberToObject(rd, "rotary_dim", cfg->rotary_dim);
-    if (cfg->dtype_given) cJSON_AddStringToObject(rd, "dtype", rd_dtype_name(cfg->dtype));
-    cJSON_AddStringToObject(rd, "rope_freq_dtype", rd_dtype_name(cfg->rope_freq_dtype));
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
+    SET_STR(rd, "rope_style", cfg->rope_style == RD_ROPE_GPTJ ? "gptj" : "neox");
+    SET_INT(rd, "rotary_dim", cfg->rotary_dim);
+    if (cfg->dtype_given) SET_STR(rd, "dtype", rd_dtype_name(cfg->dtype));
+    SET_STR(rd, "rope_freq_dtype", rd_dtype_name(cfg->rope_freq_dtype));
+    bad |= json_object_set(o, "rope_parameters", rp);
+    bad |= json_object_set(o, "ropedist", rd);
+    if (!bad) s = rd_json_dump(o);
+done:
+    json_decref(rp);
+    json_decref(rd);
+    json_decref(o);
     return s;
 }

@@ -15,6 +15,15 @@
 
 #define RD_PATH_MAX 4096
 #define RD_MAX_EOS 8
+#define RD_CONFIG_MAX_BYTES (64 << 20) /* a config file larger than this is refused */
+/* Upper bounds of the sizes a config may give (each well above any released model's); a size
+ * past them is an error naming the field, before anything is sized from it. */
+#define RD_MAX_HIDDEN (1 << 18)       /* hidden_size */
+#define RD_MAX_FFN (1 << 20)          /* intermediate_size */
+#define RD_MAX_HEADS (1 << 12)        /* num_attention_heads, num_key_value_heads */
+#define RD_MAX_LAYERS (1 << 12)       /* num_hidden_layers */
+#define RD_MAX_VOCAB (1 << 22)        /* vocab_size */
+#define RD_MAX_POSITIONS (1 << 26)    /* max_position_embeddings */
 #define RD_MAX_ROPE_FACTORS RD_MAX_ROPE_PAIRS
 
 enum rd_rope_type {

@@ -41,15 +41,23 @@ bool rd_gguf_model_tensor_name(const char *hf, char *out, size_t n)
     return false;
 }
 
-static rd_status get_req_int(const struct rd_gguf *g, const char *key, int *out, char *err,
-                             int err_len)
+/* An integer key within 1..max; required ones must be there, optional ones leave *out. */
+static rd_status get_int_in(const struct rd_gguf *g, const char *key, bool required, int64_t max,
+                            int *out, char *err, int err_len)
 {
     int64_t v;
-    if (rd_gguf_get_int(g, key, &v) != RD_OK) FAIL(RD_ERR_CONFIG, "GGUF metadata %s is missing or not an integer", key);
-    if (v <= 0 || v > (1ll << 30)) FAIL(RD_ERR_CONFIG, "GGUF metadata %s = %lld is out of range", key, (long long)v);
+    if (rd_gguf_get_int(g, key, &v) != RD_OK) {
+        if (!required) return RD_OK;
+        FAIL(RD_ERR_CONFIG, "GGUF metadata %s is missing or not an integer", key);
+    }
+    if (v <= 0 || v > max)
+        FAIL(RD_ERR_CONFIG, "GGUF metadata %s = %lld is out of range (1..%lld)", key, (long long)v,
+             (long long)max);
     *out = (int)v;
     return RD_OK;
 }
+#define get_req_int(g, key, max, out) RD_TRY(get_int_in(g, key, true, max, out, err, err_len))
+#define get_opt_int(g, key, max, out) RD_TRY(get_int_in(g, key, false, max, out, err, err_len))
 
 rd_status rd_gguf_model_config(const struct rd_gguf *g, struct rd_config *cfg, char *err,
                                int err_len)
@@ -61,22 +69,34 @@ rd_status rd_gguf_model_config(const struct rd_gguf *g, struct rd_config *cfg, c
         FAIL(RD_ERR_CONFIG, "GGUF metadata general.architecture is missing");
     if (strcmp(arch, "llama") != 0)
         FAIL(RD_ERR_CONFIG, "GGUF architecture '%s' is not supported (ropedist runs llama)", arch);
-    RD_TRY(get_req_int(g, "llama.embedding_length", &cfg->hidden_size, err, err_len));
-    RD_TRY(get_req_int(g, "llama.feed_forward_length", &cfg->intermediate_size, err, err_len));
-    RD_TRY(get_req_int(g, "llama.block_count", &cfg->n_layers, err, err_len));
-    RD_TRY(get_req_int(g, "llama.attention.head_count", &cfg->n_heads, err, err_len));
+    /* each size is checked under its GGUF key, so an error names the key, not a field derived
+     * from it */
+    get_req_int(g, "llama.embedding_length", RD_MAX_HIDDEN, &cfg->hidden_size);
+    get_req_int(g, "llama.feed_forward_length", RD_MAX_FFN, &cfg->intermediate_size);
+    get_req_int(g, "llama.block_count", RD_MAX_LAYERS, &cfg->n_layers);
+    get_req_int(g, "llama.attention.head_count", RD_MAX_HEADS, &cfg->n_heads);
     cfg->n_kv_heads = cfg->n_heads;
-    int64_t v;
-    if (rd_gguf_get_int(g, "llama.attention.head_count_kv", &v) == RD_OK) cfg->n_kv_heads = (int)v;
-    cfg->head_dim = cfg->hidden_size / cfg->n_heads;
-    if (rd_gguf_get_int(g, "llama.attention.key_length", &v) == RD_OK) cfg->head_dim = (int)v;
+    get_opt_int(g, "llama.attention.head_count_kv", RD_MAX_HEADS, &cfg->n_kv_heads);
+    if (cfg->n_heads % cfg->n_kv_heads != 0)
+        FAIL(RD_ERR_CONFIG, "GGUF metadata llama.attention.head_count_kv (%d) does not divide "
+             "llama.attention.head_count (%d)", cfg->n_kv_heads, cfg->n_heads);
+    cfg->head_dim = 0;
+    get_opt_int(g, "llama.attention.key_length", 4096, &cfg->head_dim);
+    if (!cfg->head_dim) {
+        cfg->head_dim = cfg->hidden_size / cfg->n_heads;
+        if (cfg->hidden_size % cfg->n_heads != 0 || cfg->head_dim > 4096)
+            FAIL(RD_ERR_CONFIG, "GGUF metadata llama.embedding_length (%d) / "
+                 "llama.attention.head_count (%d) is not a head size in 1..4096 (and "
+                 "llama.attention.key_length is not given)", cfg->hidden_size, cfg->n_heads);
+    }
     cfg->rotary_dim = cfg->head_dim;
-    if (rd_gguf_get_int(g, "llama.rope.dimension_count", &v) == RD_OK) cfg->rotary_dim = (int)v;
+    get_opt_int(g, "llama.rope.dimension_count", cfg->head_dim, &cfg->rotary_dim);
+    int64_t v;
     double f;
     if (rd_gguf_get_f64(g, "llama.attention.layer_norm_rms_epsilon", &f) == RD_OK)
         cfg->rms_norm_eps = f;
     if (rd_gguf_get_f64(g, "llama.rope.freq_base", &f) == RD_OK) cfg->rope.theta = f;
-    if (rd_gguf_get_int(g, "llama.context_length", &v) == RD_OK) cfg->max_position_embeddings = (int)v;
+    get_opt_int(g, "llama.context_length", RD_MAX_POSITIONS, &cfg->max_position_embeddings);
 
     const char *scaling = NULL;
     if (rd_gguf_get_str(g, "llama.rope.scaling.type", &scaling, &len) == RD_OK &&
@@ -88,8 +108,8 @@ rd_status rd_gguf_model_config(const struct rd_gguf *g, struct rd_config *cfg, c
             FAIL(RD_ERR_CONFIG, "GGUF metadata llama.rope.scaling.factor is missing");
         cfg->rope.factor = f;
         cfg->rope.has_factor = true;
-        if (rd_gguf_get_int(g, "llama.rope.scaling.original_context_length", &v) == RD_OK)
-            cfg->rope.original_max_pos = (int)v;
+        get_opt_int(g, "llama.rope.scaling.original_context_length", RD_MAX_POSITIONS,
+                    &cfg->rope.original_max_pos);
     }
 
     /* llama.cpp stores Llama 3.1-style frequency scaling as a tensor; refuse rather than run
@@ -99,8 +119,18 @@ rd_status rd_gguf_model_config(const struct rd_gguf *g, struct rd_config *cfg, c
              "is not supported yet; convert the Hugging Face model instead");
     const struct rd_gguf_tensor *emb = rd_gguf_find_tensor(g, "token_embd.weight");
     if (!emb || emb->n_dims != 2) FAIL(RD_ERR_FORMAT, "GGUF tensor token_embd.weight is missing");
+    if (emb->ne[0] != cfg->hidden_size)
+        FAIL(RD_ERR_CONFIG, "GGUF metadata llama.embedding_length (%d) does not match tensor "
+             "token_embd.weight (%lld x %lld)", cfg->hidden_size, (long long)emb->ne[0],
+             (long long)emb->ne[1]);
+    if (emb->ne[1] <= 0 || emb->ne[1] > RD_MAX_VOCAB)
+        FAIL(RD_ERR_CONFIG, "GGUF tensor token_embd.weight has %lld rows (the vocabulary), "
+             "outside 1..%d", (long long)emb->ne[1], RD_MAX_VOCAB);
     cfg->vocab_size = (int)emb->ne[1];
-    if (rd_gguf_get_int(g, "llama.vocab_size", &v) == RD_OK) cfg->vocab_size = (int)v;
+    get_opt_int(g, "llama.vocab_size", RD_MAX_VOCAB, &cfg->vocab_size);
+    if (cfg->vocab_size != emb->ne[1])
+        FAIL(RD_ERR_CONFIG, "GGUF metadata llama.vocab_size (%d) does not match tensor "
+             "token_embd.weight (%lld rows)", cfg->vocab_size, (long long)emb->ne[1]);
     cfg->tie_word_embeddings = rd_gguf_find_tensor(g, "output.weight") == NULL;
     if (rd_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &v) == RD_OK && v >= 0 && v < cfg->vocab_size)
         cfg->bos_token_id = (int)v;

@@ -41,6 +41,53 @@ static rd_status check_shape(struct loader *L, const char *name, int ndim, int64
     return RD_OK;
 }
 
+/* Before anything is sized from the config: its sizes against the checkpoint's own shapes,
+ * naming the config field that disagrees, so a config of absurd sizes is refused here rather
+ * than failing to allocate. */
+static rd_status check_sizes(struct loader *L)
+{
+    const struct rd_config *c = &L->m->cfg;
+    char last[96];
+    snprintf(last, sizeof last, "model.layers.%d.input_layernorm.weight", c->n_layers - 1);
+    const struct {
+        const char *tensor, *field;
+        int dim;
+        int64_t want;
+    } k[] = {
+        {"model.embed_tokens.weight", "vocab_size", 0, c->vocab_size},
+        {"model.embed_tokens.weight", "hidden_size", 1, c->hidden_size},
+        {"model.layers.0.self_attn.q_proj.weight", "num_attention_heads x head_dim", 0,
+         (int64_t)c->n_heads * c->head_dim},
+        {"model.layers.0.self_attn.k_proj.weight", "num_key_value_heads x head_dim", 0,
+         (int64_t)c->n_kv_heads * c->head_dim},
+        {"model.layers.0.mlp.gate_proj.weight", "intermediate_size", 0, c->intermediate_size},
+        {last, "num_hidden_layers", 2, 0}, /* only that the last layer is there */
+    };
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++) {
+        int nd = 0;
+        int64_t dims[2] = {0, 0};
+        char sub[512] = "";
+        rd_status st = L->src->shape(L->src->ctx, k[i].tensor, &nd, dims, sub, sizeof sub);
+        if (st != RD_OK && k[i].tensor == last) {
+            snprintf(L->err, L->err_len, "config field num_hidden_layers (%d) does not match the "
+                     "checkpoint: %s", c->n_layers, sub);
+            return st;
+        }
+        if (st != RD_OK) {
+            snprintf(L->err, L->err_len, "%s", sub);
+            return st;
+        }
+        if (k[i].dim < nd && dims[k[i].dim] != k[i].want) {
+            snprintf(L->err, L->err_len, "config field %s (%lld) does not match the checkpoint: "
+                     "tensor %s has shape [%lld%s%lld]", k[i].field, (long long)k[i].want,
+                     k[i].tensor, (long long)dims[0], nd == 2 ? ", " : "",
+                     nd == 2 ? (long long)dims[1] : 0LL);
+            return RD_ERR_FORMAT;
+        }
+    }
+    return RD_OK;
+}
+
 /* Reads rows [r0, r0+nr) x cols [c0, c0+nc) of a [d0, d1] tensor into dst_h (fp32 host). */
 static rd_status read_block(struct loader *L, const char *name, int64_t d0, int64_t d1, int64_t r0,
                             int64_t nr, int64_t c0, int64_t nc, float *dst_h)
@@ -113,26 +160,51 @@ static rd_status alloc_i32(struct rd_model *m, size_t n, int32_t **p)
     return m->be->ops->alloc(m->be, n * sizeof(int32_t), (void **)p);
 }
 
-/* The KV cache of lim.max_seqs slots of lim.max_ctx tokens and its block table. */
+uint64_t rd_model_kv_block_bytes(const struct rd_config *cfg, const struct rd_shard *shard,
+                                 int block_size, enum rd_dtype dtype)
+{
+    return (uint64_t)2 * cfg->n_layers * block_size * shard->kv_local * cfg->head_dim *
+           rd_dtype_size(dtype);
+}
+
+/* The KV pool (lim.n_blocks blocks, or every slot's full context) and its block table. */
 static rd_status alloc_cache(struct rd_model *m)
 {
     struct rd_backend *be = m->be;
     const struct rd_model_limits *lim = &m->lim;
     m->max_blocks = (lim->max_ctx + lim->block_size - 1) / lim->block_size;
-    m->n_blocks = m->max_blocks * lim->max_seqs;
+    m->n_blocks = lim->n_blocks > 0 ? lim->n_blocks : m->max_blocks * lim->max_seqs;
     const size_t cache_n = (size_t)m->n_blocks * lim->block_size * m->Hkv_local * m->Dh;
     const size_t n_tab = (size_t)lim->max_seqs * m->max_blocks;
     m->block_table_h = malloc(n_tab * sizeof(int32_t));
     if (!m->block_table_h) return RD_ERR_OOM;
-    m->kv_bytes = (uint64_t)2 * m->cfg.n_layers * cache_n * rd_dtype_size(be->dtype);
+    m->kv_block_bytes = rd_model_kv_block_bytes(&m->cfg, &m->shard, lim->block_size, be->dtype);
+    m->kv_bytes = m->kv_block_bytes * (uint64_t)m->n_blocks;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         RD_TRY(alloc_act(m, cache_n, &m->k_cache_d[l]));
         RD_TRY(alloc_act(m, cache_n, &m->v_cache_d[l]));
     }
-    /* each slot owns a contiguous run of blocks; the table keeps attention ops general */
-    for (size_t i = 0; i < n_tab; i++) m->block_table_h[i] = (int32_t)i;
+    for (size_t i = 0; i < n_tab; i++) m->block_table_h[i] = (int32_t)(i % (size_t)m->n_blocks);
+    m->table_dirty_lo = m->table_dirty_hi = 0;
     RD_TRY(alloc_i32(m, n_tab, &m->block_table_d));
     return be->ops->upload(be, m->block_table_d, m->block_table_h, n_tab * sizeof(int32_t));
+}
+
+rd_status rd_model_set_block(struct rd_model *m, int seq, int j, int32_t phys)
+{
+    if (seq < 0 || seq >= m->lim.max_seqs || j < 0 || j >= m->max_blocks || phys < 0 ||
+        phys >= m->n_blocks)
+        return RD_ERR_RANGE;
+    int i = seq * m->max_blocks + j;
+    m->block_table_h[i] = phys;
+    if (m->table_dirty_lo == m->table_dirty_hi) {
+        m->table_dirty_lo = i;
+        m->table_dirty_hi = i + 1;
+    } else {
+        if (i < m->table_dirty_lo) m->table_dirty_lo = i;
+        if (i + 1 > m->table_dirty_hi) m->table_dirty_hi = i + 1;
+    }
+    return RD_OK;
 }
 
 static void free_cache(struct rd_model *m)
@@ -168,11 +240,9 @@ static rd_status alloc_runtime(struct rd_model *m)
     RD_TRY(alloc_act(m, T * 2 * (size_t)m->F_local, &m->gu_d));
     RD_TRY(alloc_act(m, T * (size_t)m->F_local, &m->act_d));
     RD_TRY(alloc_act(m, T * (size_t)m->V_local, &m->logits_d));
-    RD_TRY(alloc_i32(m, T, &m->ids_d));
-    RD_TRY(alloc_i32(m, T, &m->pos_d));
-    RD_TRY(alloc_i32(m, T, &m->seq_d));
-    RD_TRY(alloc_i32(m, T, &m->slot_d));
-    RD_TRY(alloc_i32(m, T, &m->nctx_d));
+    RD_TRY(alloc_i32(m, 5 * T, &m->meta_d));
+    m->meta_h = malloc(5 * T * sizeof(int32_t));
+    if (!m->meta_h) return RD_ERR_OOM;
     RD_TRY(be->ops->alloc(be, RD_MAX_ROPE_PAIRS * sizeof(float), (void **)&m->inv_freq_d));
     m->rope_built_len = -1;
     return RD_OK;
@@ -213,12 +283,15 @@ rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
     if ((size_t)D * m->H_local * m->Dh > per_layer) per_layer = (size_t)D * m->H_local * m->Dh;
     if (per_layer > stage_n) stage_n = per_layer;
     struct loader L = {.m = m, .src = src, .err = err, .err_len = err_len};
+    RD_TRY(check_sizes(&L));
     L.stage = malloc(stage_n * sizeof(float));
     L.stage_n = stage_n;
     m->layers = calloc((size_t)cfg->n_layers, sizeof *m->layers);
     rd_status st = RD_OK;
     if (!L.stage || !m->layers) {
-        snprintf(err, err_len, "out of host memory staging %zu weights", stage_n);
+        snprintf(err, err_len, "out of host memory staging %zu weights (%.1f GB: vocab_size %lld x "
+                 "hidden_size %lld, or a layer's slice)", stage_n, stage_n * 4.0 / 1e9,
+                 (long long)V, (long long)D);
         st = RD_ERR_OOM;
         goto done;
     }
@@ -230,24 +303,29 @@ rd_status rd_model_init(struct rd_model *m, const struct rd_config *cfg,
     RD_TRY_GOTO(read_block(&L, head, V, D, shard->v0, shard->v_local, 0, D, L.stage), st, done);
     RD_TRY_GOTO(upload(&L, &m->lm_head_d, L.stage, (size_t)shard->v_local * D), st, done);
     m->file_bytes = src->bytes_read ? src->bytes_read(src->ctx) : 0;
-    if (rd_env_int("RD_CUDA_GRAPHS", 0)) {
-        m->use_graphs = be->ops->graph_begin && be->ops->graph_end && be->ops->graph_launch &&
-                        be->ops->graph_free;
-        if (m->use_graphs)
-            RD_LOG_INFO("RD_CUDA_GRAPHS=1: decode steps (up to %d tokens) replay graphs",
-                        RD_MODEL_GRAPH_MAX_T);
-        else
-            RD_LOG_INFO("RD_CUDA_GRAPHS=1: the %s backend has no graphs; running eagerly",
-                        be->ops->name);
+    const bool has_graphs = be->ops->graph_begin && be->ops->graph_end &&
+                            be->ops->graph_launch && be->ops->graph_free;
+    if (has_graphs) {
+        m->use_graphs = rd_env_int("RD_CUDA_GRAPHS", 1) != 0;
+        RD_LOG_INFO(m->use_graphs ? "decode steps (up to %d tokens) replay %s graphs "
+                                    "(RD_CUDA_GRAPHS=0 runs them eagerly)"
+                                  : "decode steps (up to %d tokens) run eagerly on %s "
+                                    "(RD_CUDA_GRAPHS=0)",
+                    RD_MODEL_GRAPH_MAX_T, be->ops->name);
     }
     st = alloc_runtime(m);
     if (st != RD_OK && !err[0])
         snprintf(err, err_len, "out of %s memory for the KV cache and activations (%.1f MB of KV "
-                 "cache for %d sequence(s) x %d tokens, after %.1f MB of weights): lower "
+                 "cache: %d blocks of %d tokens, after %.1f MB of weights): lower --kv-cache-gb, "
                  "--max-seq-len or --max-batch-tokens", be->ops->name,
-                 (double)2 * cfg->n_layers * m->max_blocks * lim->block_size * lim->max_seqs *
-                     m->Hkv_local * m->Dh * rd_dtype_size(be->dtype) / 1e6,
-                 lim->max_seqs, lim->max_ctx, m->weight_bytes / 1e6);
+                 (double)rd_model_kv_block_bytes(cfg, shard, lim->block_size, be->dtype) *
+                     (lim->n_blocks > 0 ? lim->n_blocks
+                                        : lim->max_seqs * ((lim->max_ctx + lim->block_size - 1) /
+                                                           lim->block_size)) / 1e6,
+                 lim->n_blocks > 0 ? lim->n_blocks
+                                   : lim->max_seqs * ((lim->max_ctx + lim->block_size - 1) /
+                                                      lim->block_size),
+                 lim->block_size, m->weight_bytes / 1e6);
 done:
     free(L.stage);
     return st;
@@ -282,21 +360,23 @@ void rd_model_free(struct rd_model *m)
     f(be, m->embed_d), f(be, m->final_norm_d), f(be, m->lm_head_d);
     f(be, m->x_d), f(be, m->h_d), f(be, m->qkv_d), f(be, m->attn_d), f(be, m->proj_d);
     f(be, m->gu_d), f(be, m->act_d), f(be, m->logits_d);
-    f(be, m->ids_d), f(be, m->pos_d), f(be, m->seq_d), f(be, m->slot_d), f(be, m->nctx_d);
+    f(be, m->meta_d);
+    free(m->meta_h);
     f(be, m->inv_freq_d);
     free(m->logits_h);
     free(m->v_counts);
     memset(m, 0, sizeof *m);
 }
 
-rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx)
+static rd_status resize(struct rd_model *m, int seqs, int ctx, int n_blocks)
 {
-    if (seqs < 1 || ctx < 1 || (m->lim.window > 0 && ctx != m->lim.window))
+    if (seqs < 1 || ctx < 1 || n_blocks < 0 || (m->lim.window > 0 && ctx != m->lim.window))
         return RD_ERR_INVALID_ARG;
     free_graphs(m); /* they point into the old cache and were recorded for the old max_ctx */
     free_cache(m);
     m->lim.max_seqs = seqs;
     m->lim.max_ctx = ctx;
+    m->lim.n_blocks = n_blocks;
     rd_status st = alloc_cache(m);
     if (st != RD_OK) {
         free_cache(m);
@@ -306,11 +386,30 @@ rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx)
     return st;
 }
 
+rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx)
+{
+    return resize(m, seqs, ctx, 0);
+}
+
+rd_status rd_model_resize_pool(struct rd_model *m, int n_blocks)
+{
+    if (n_blocks < 1) return RD_ERR_INVALID_ARG;
+    return resize(m, m->lim.max_seqs, m->lim.max_ctx, n_blocks);
+}
+
 /* ---- forward ---- */
 
 /* the on_op hook: one branch when it is unset */
 #define ON_OP(m, op, layer)                                                                        \
     RD_TRY((m)->on_op ? (m)->on_op((m)->on_op_ctx, RD_MODEL_OP_##op, (layer)) : RD_OK)
+
+/* an upload the host does not wait for, where the backend has one */
+static rd_status upload_nowait(struct rd_model *m, void *dst_d, const void *src_h, size_t bytes)
+{
+    struct rd_backend *be = m->be;
+    if (be->ops->upload_async) return be->ops->upload_async(be, dst_d, src_h, bytes);
+    return be->ops->upload(be, dst_d, src_h, bytes);
+}
 
 static rd_status update_rope(struct rd_model *m, int seq_len)
 {
@@ -318,8 +417,7 @@ static rd_status update_rope(struct rd_model *m, int seq_len)
         return RD_OK;
     RD_TRY(rd_rope_build(&m->cfg, seq_len, &m->rope));
     m->rope_built_len = seq_len;
-    return m->be->ops->upload(m->be, m->inv_freq_d, m->rope.inv_freq,
-                              (size_t)m->rope.n_pairs * sizeof(float));
+    return upload_nowait(m, m->inv_freq_d, m->rope.inv_freq, (size_t)m->rope.n_pairs * sizeof(float));
 }
 
 /* The layer loop and the LM head of a checked batch whose arrays are on the device: local
@@ -331,19 +429,22 @@ static rd_status enqueue_layers(struct rd_model *m, const struct rd_batch *b, in
     const struct rd_ops *o = be->ops;
     const int T = b->T, D = m->D;
     const float eps = (float)m->cfg.rms_norm_eps;
+    /* the packed metadata of this call (forward_to_logits) */
+    const int32_t *ids_d = m->meta_d, *pos_d = ids_d + T, *seq_d = pos_d + T;
+    const int32_t *slot_d = seq_d + T, *nctx_d = slot_d + T;
     struct rd_attn_params ap = {
         .T = T, .H = m->H_local, .Hkv = m->Hkv_local, .Dh = m->Dh,
         .rotary_dim = m->cfg.rotary_dim, .style = m->cfg.rope_style,
         .inv_freq_d = m->inv_freq_d, .attention_factor = m->rope.attention_factor,
         .scale = (float)(1.0 / sqrt((double)m->Dh)),
         .qkv_d = m->qkv_d, .out_d = m->attn_d,
-        .pos_d = m->pos_d, .seq_d = m->seq_d, .slot_d = m->slot_d, .n_ctx_d = m->nctx_d,
+        .pos_d = pos_d, .seq_d = seq_d, .slot_d = slot_d, .n_ctx_d = nctx_d,
         .block_table_d = m->block_table_d, .max_blocks = m->max_blocks,
         .block_size = m->lim.block_size, .max_ctx = max_ctx,
         .sink_tokens = m->lim.sink_tokens, .window = m->lim.window,
     };
 
-    RD_TRY(o->embed(be, m->x_d, m->embed_d, m->ids_d, T, D));
+    RD_TRY(o->embed(be, m->x_d, m->embed_d, ids_d, T, D));
     ON_OP(m, EMBED, -1);
     RD_TRY(o->rmsnorm(be, m->h_d, m->x_d, m->layers[0].attn_norm_d, T, D, eps));
     ON_OP(m, RMSNORM, -1);
@@ -451,8 +552,6 @@ static rd_status forward_graph(struct rd_model *m, const struct rd_batch *b,
  * tokens in m->logits_d. */
 static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
 {
-    struct rd_backend *be = m->be;
-    const struct rd_ops *o = be->ops;
     const int T = b->T;
     if (T < 1 || T > m->lim.max_tokens || b->n_out < 0 || b->n_out > T) return RD_ERR_INVALID_ARG;
     int max_pos = 0, max_ctx = 0;
@@ -464,12 +563,20 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
             b->seq[t] < 0 || b->seq[t] >= m->lim.max_seqs)
             return RD_ERR_RANGE;
     }
+    /* one packed copy of the metadata (the host does not wait for it) */
     const size_t ti = (size_t)T * sizeof(int32_t);
-    RD_TRY(o->upload(be, m->ids_d, b->ids, ti));
-    RD_TRY(o->upload(be, m->pos_d, b->pos, ti));
-    RD_TRY(o->upload(be, m->seq_d, b->seq, ti));
-    RD_TRY(o->upload(be, m->slot_d, b->slot, ti));
-    RD_TRY(o->upload(be, m->nctx_d, b->n_ctx, ti));
+    memcpy(m->meta_h, b->ids, ti);
+    memcpy(m->meta_h + T, b->pos, ti);
+    memcpy(m->meta_h + 2 * T, b->seq, ti);
+    memcpy(m->meta_h + 3 * T, b->slot, ti);
+    memcpy(m->meta_h + 4 * T, b->n_ctx, ti);
+    RD_TRY(upload_nowait(m, m->meta_d, m->meta_h, 5 * ti));
+    if (m->table_dirty_hi > m->table_dirty_lo) {
+        const int lo = m->table_dirty_lo, n = m->table_dirty_hi - lo;
+        RD_TRY(upload_nowait(m, m->block_table_d + lo, m->block_table_h + lo,
+                             (size_t)n * sizeof(int32_t)));
+        m->table_dirty_lo = m->table_dirty_hi = 0;
+    }
     RD_TRY(update_rope(m, b->rope_len > max_pos + 1 ? b->rope_len : max_pos + 1));
     ON_OP(m, HOST_IN, -1);
 
@@ -480,6 +587,7 @@ static rd_status forward_to_logits(struct rd_model *m, const struct rd_batch *b)
 rd_status rd_model_forward(struct rd_model *m, const struct rd_batch *b, float *logits_local_h)
 {
     RD_TRY(forward_to_logits(m, b));
+    RD_TRY(rd_comm_wait(m->comm)); /* the step's one wait, watching the all-reduces */
     if (b->n_out == 0) return m->be->ops->sync(m->be);
     RD_TRY(m->be->ops->download_f32(m->be, logits_local_h, m->logits_d,
                                     (size_t)b->n_out * m->V_local));
@@ -491,6 +599,7 @@ rd_status rd_model_forward_topk(struct rd_model *m, const struct rd_batch *b, in
                                 int32_t *ids_h)
 {
     RD_TRY(forward_to_logits(m, b));
+    RD_TRY(rd_comm_wait(m->comm));
     if (b->n_out == 0) return m->be->ops->sync(m->be);
     RD_TRY(
         m->be->ops->topk(m->be, vals_h, ids_h, m->logits_d, b->n_out, m->V_local, k, m->shard.v0));

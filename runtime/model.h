@@ -10,7 +10,7 @@
  * Everything is allocated once by rd_model_init from the config and the limits (max tokens
  * per call, sequence slots, context per sequence); the forward pass never allocates.
  *
- * Graphs (opt-in: RD_CUDA_GRAPHS=1, on a backend with graph ops, i.e. cuda, and no on_op hook
+ * Graphs (on a backend with graph ops, i.e. cuda, unless RD_CUDA_GRAPHS=0, and no on_op hook
  * set): a decode-shaped call (1 <= T <= RD_MODEL_GRAPH_MAX_T tokens, all of them wanted,
  * n_out == T) uploads its batch arrays as usual, then replays a graph of the layer loop and
  * the LM head recorded for its shape instead of enqueueing the ops one by one. The shape is
@@ -52,6 +52,8 @@ struct rd_model_limits {
     int max_seqs;     /* sequence slots */
     int max_ctx;      /* tokens of cache per sequence */
     int block_size;   /* tokens per KV block */
+    int n_blocks;     /* blocks in the KV pool; 0 = max_seqs * ceil(max_ctx / block_size), i.e.
+                       * every slot can hold max_ctx tokens */
     int sink_tokens;  /* attention sinks: S first tokens kept ... */
     int window;       /* ... plus the last W - S; 0 = off (max_ctx must then equal W) */
 };
@@ -111,16 +113,23 @@ struct rd_model {
     uint64_t file_bytes;   /* bytes this rank read from the checkpoint */
     uint64_t kv_bytes;     /* bytes of this rank's KV cache (all layers, k and v) */
 
-    /* KV cache: per layer [n_blocks, B, Hkv_local, Dh]; seq slot s owns blocks
-     * [s*max_blocks, (s+1)*max_blocks) through its block table */
+    /* KV cache: a pool of n_blocks blocks, per layer [n_blocks, B, Hkv_local, Dh]. Sequence
+     * slot s reads logical block j (tokens [j*B, (j+1)*B)) from physical block
+     * block_table[s][j]. Until a caller assigns blocks (rd_model_set_block, as the paged
+     * scheduler of engine.h does), entry (s, j) is block (s * max_blocks + j) mod n_blocks:
+     * each slot its own contiguous blocks when the pool holds every slot's full context. */
     int n_blocks, max_blocks;
+    uint64_t kv_block_bytes; /* bytes of one block on this rank (all layers, k and v) */
     void **k_cache_d, **v_cache_d;
     int32_t *block_table_h; /* (max_seqs, max_blocks) */
     int32_t *block_table_d;
+    int table_dirty_lo, table_dirty_hi; /* entries changed since the last upload, [lo, hi) */
 
     /* activations, [max_tokens, ...] */
     void *x_d, *h_d, *qkv_d, *attn_d, *proj_d, *gu_d, *act_d, *logits_d;
-    int32_t *ids_d, *pos_d, *seq_d, *slot_d, *nctx_d;
+    /* a call's metadata, packed: ids, pos, seq, slot, n_ctx, each T long, one after another
+     * (5 * max_tokens); one upload per call from meta_h, its host twin */
+    int32_t *meta_d, *meta_h;
     float *inv_freq_d;
     struct rd_rope_table rope;
     int rope_built_len; /* seq_len the device table was built for; -1 = never */
@@ -134,7 +143,7 @@ struct rd_model {
     void *on_op_ctx;
 
     /* graphs of decode-shaped calls (see above); use_graphs is set by rd_model_init from
-     * RD_CUDA_GRAPHS=1 when the backend has graph ops, and may be cleared by the caller */
+     * the backend's graph ops (unless RD_CUDA_GRAPHS=0), and may be cleared by the caller */
     bool use_graphs;
     int n_graphs;
     struct rd_model_graph graphs[RD_MODEL_GRAPHS];
@@ -152,6 +161,18 @@ void rd_model_free(struct rd_model *m);
  * again. With a window (lim.window > 0) ctx must equal it. On failure the model keeps no
  * cache (max_seqs 0: every forward call is refused) until a later resize succeeds. */
 rd_status rd_model_resize_cache(struct rd_model *m, int seqs, int ctx);
+/* Re-sizes the KV pool to n_blocks blocks, keeping the slots and the context (lim.n_blocks
+ * follows); the same rules as rd_model_resize_cache. */
+rd_status rd_model_resize_pool(struct rd_model *m, int n_blocks);
+
+/* Bytes of one KV block on a rank (all layers, k and v) for this config and shard, before
+ * rd_model_init: how many blocks a memory budget holds. */
+uint64_t rd_model_kv_block_bytes(const struct rd_config *cfg, const struct rd_shard *shard,
+                                 int block_size, enum rd_dtype dtype);
+
+/* Maps logical block j of sequence slot seq to physical block phys (host table; uploaded with
+ * the next forward call). RD_ERR_RANGE when out of bounds. */
+rd_status rd_model_set_block(struct rd_model *m, int seq, int j, int32_t phys);
 
 /* One forward call over a flat batch of T new tokens: ids, rope positions, sequence slots,
  * cache slots and attended context lengths per token (host arrays). For the n_out token

@@ -1,12 +1,14 @@
 /* Prompts on the coordinator (see prompts.h). */
 #include "runtime/prompts.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include <cjson/cJSON.h>
-
+#include "common/json.h"
 #include "runtime/tokenizer.h"
 
 #define FAIL(st, ...)                                                                          \
@@ -25,6 +27,7 @@ void rd_prompts_free(struct rd_prompts *p)
     free(p->ids);
     free(p->len);
     free(p->text);
+    free(p->max_new);
     memset(p, 0, sizeof *p);
 }
 
@@ -36,7 +39,10 @@ static rd_status add_prompt(struct rd_prompts *p, int32_t *ids, int n, char *tex
     if (nl) p->len = nl;
     char **nt = realloc(p->text, (size_t)(p->n + 1) * sizeof *nt);
     if (nt) p->text = nt;
-    if (!ni || !nl || !nt) return RD_ERR_OOM;
+    int *nm = realloc(p->max_new, (size_t)(p->n + 1) * sizeof *nm);
+    if (nm) p->max_new = nm;
+    if (!ni || !nl || !nt || !nm) return RD_ERR_OOM;
+    p->max_new[p->n] = -1;
     p->ids[p->n] = ids;
     p->len[p->n] = n;
     p->text[p->n] = text;
@@ -44,13 +50,15 @@ static rd_status add_prompt(struct rd_prompts *p, int32_t *ids, int n, char *tex
     return RD_OK;
 }
 
+/* text: len bytes (a JSON string may hold NUL bytes; they are text like any other) */
 static rd_status encode_text(const struct rd_tokenizer *tok, const struct rd_config *cfg,
-                             const char *text, int32_t **ids, int *n, char *err, int err_len)
+                             const char *text, size_t len, int32_t **ids, int *n, char *err,
+                             int err_len)
 {
     if (!tok)
         FAIL(RD_ERR_INVALID_ARG, "a text prompt needs a tokenizer: none was found next to the config "
              "(give --tokenizer FILE, or use --prompt-ids)");
-    if (!*text) { /* "" means BOS only */
+    if (len == 0) { /* "" means BOS only */
         int32_t bos = rd_tokenizer_bos(tok);
         if (bos < 0) bos = cfg->bos_token_id;
         if (bos < 0) FAIL(RD_ERR_INVALID_ARG, "an empty prompt means BOS only, but the model has no BOS token");
@@ -60,7 +68,7 @@ static rd_status encode_text(const struct rd_tokenizer *tok, const struct rd_con
         *n = 1;
         return RD_OK;
     }
-    rd_status st = rd_tokenizer_encode(tok, text, strlen(text), true, ids, n);
+    rd_status st = rd_tokenizer_encode(tok, text, len, true, ids, n);
     if (st != RD_OK) FAIL(st, "cannot tokenize the prompt: %s (is it valid UTF-8?)", rd_status_str(st));
     return RD_OK;
 }
@@ -69,8 +77,11 @@ static rd_status read_jsonl(const char *path, const struct rd_tokenizer *tok,
                             const struct rd_config *cfg, struct rd_prompts *p, char *err,
                             int err_len)
 {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        FAIL(RD_ERR_IO, "--prompts %s is a directory, not a JSONL file", path);
     FILE *f = fopen(path, "r");
-    if (!f) FAIL(RD_ERR_IO, "cannot open --prompts file %s", path);
+    if (!f) FAIL(RD_ERR_IO, "cannot open --prompts file %s: %s", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -78,50 +89,66 @@ static rd_status read_jsonl(const char *path, const struct rd_tokenizer *tok,
     rd_status st = RD_OK;
     while ((got = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        char *s = line;
-        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
-        if (!*s) continue;
-        cJSON *o = cJSON_Parse(s);
-        const cJSON *pi = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt_ids") : NULL;
-        const cJSON *pt = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt") : NULL;
+        size_t k = 0;
+        while (k < (size_t)got && (line[k] == ' ' || line[k] == '\t' || line[k] == '\n' ||
+                                   line[k] == '\r'))
+            k++;
+        if (k == (size_t)got) continue;
+        char why[256];
+        json_t *o = rd_json_parse(line + k, (size_t)got - k, RD_JSON_ANY, why, sizeof why);
+        const json_t *pi = json_object_get(o, "prompt_ids");
+        const json_t *pt = json_object_get(o, "prompt");
         int32_t *ids = NULL;
         int n = 0;
         char *text = NULL;
-        if (!o || !cJSON_IsObject(o)) {
+        if (!o) {
+            snprintf(err, err_len, "%s line %d is not valid JSON: %s", path, lineno, why);
+            st = RD_ERR_INVALID_ARG;
+        } else if (!json_is_object(o)) {
             snprintf(err, err_len, "%s line %d is not a JSON object", path, lineno);
             st = RD_ERR_INVALID_ARG;
-        } else if (cJSON_IsArray(pi)) {
-            n = cJSON_GetArraySize(pi);
-            ids = malloc(((size_t)n + 1) * sizeof *ids);
+        } else if (json_is_array(pi)) {
+            n = json_array_size(pi) < INT_MAX / 8 ? (int)json_array_size(pi) : INT_MAX / 8;
+            ids = (size_t)n == json_array_size(pi) ? malloc(((size_t)n + 1) * sizeof *ids) : NULL;
             if (!ids) {
                 snprintf(err, err_len, "%s line %d: out of memory", path, lineno);
                 st = RD_ERR_OOM;
             }
-            int i = 0;
-            const cJSON *it;
-            if (ids) cJSON_ArrayForEach(it, pi)
+            size_t i;
+            const json_t *it;
+            if (ids) json_array_foreach(pi, i, it)
             {
-                if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 2147483647.0 ||
-                    it->valuedouble != (double)(int32_t)it->valuedouble) {
-                    snprintf(err, err_len, "%s line %d: prompt_ids[%d] is not a token id", path,
+                int64_t id;
+                if (!rd_json_int(it, 0, 2147483647, &id)) {
+                    snprintf(err, err_len, "%s line %d: prompt_ids[%zu] is not a token id", path,
                              lineno, i);
                     st = RD_ERR_INVALID_ARG;
                     break;
                 }
-                ids[i++] = (int32_t)it->valuedouble;
+                ids[i] = (int32_t)id;
             }
-        } else if (cJSON_IsString(pt)) {
+        } else if (json_is_string(pt)) {
             char sub[512];
-            st = encode_text(tok, cfg, pt->valuestring, &ids, &n, sub, sizeof sub);
+            size_t len = json_string_length(pt);
+            st = encode_text(tok, cfg, json_string_value(pt), len, &ids, &n, sub, sizeof sub);
             if (st != RD_OK) snprintf(err, err_len, "%s line %d: %s", path, lineno, sub);
-            else text = strdup(pt->valuestring);
+            else if ((text = malloc(len + 1))) memcpy(text, json_string_value(pt), len + 1);
         } else {
             snprintf(err, err_len, "%s line %d needs \"prompt_ids\": [...] or \"prompt\": \"...\"",
                      path, lineno);
             st = RD_ERR_INVALID_ARG;
         }
-        cJSON_Delete(o);
+        const json_t *mn = json_object_get(o, "max_new_tokens");
+        int64_t mnv = -1;
+        if (st == RD_OK && mn && !rd_json_int(mn, 0, 2147483647, &mnv)) {
+            snprintf(err, err_len, "%s line %d: max_new_tokens must be a non-negative integer", path,
+                     lineno);
+            st = RD_ERR_INVALID_ARG;
+        }
+        int max_new = mn && st == RD_OK ? (int)mnv : -1;
+        json_decref(o);
         if (st == RD_OK) st = add_prompt(p, ids, n, text);
+        if (st == RD_OK) p->max_new[p->n - 1] = max_new;
         if (st != RD_OK) {
             free(ids);
             free(text);
@@ -129,16 +156,20 @@ static rd_status read_jsonl(const char *path, const struct rd_tokenizer *tok,
         }
     }
     free(line);
+    if (st == RD_OK && ferror(f)) {
+        snprintf(err, err_len, "cannot read --prompts file %s: %s", path, strerror(errno));
+        st = RD_ERR_IO;
+    }
     fclose(f);
     if (st == RD_OK && p->n == 0) FAIL(RD_ERR_INVALID_ARG, "--prompts file %s holds no prompts", path);
     return st;
 }
 
-rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
-                          const struct rd_tokenizer *tok, int max_ctx, struct rd_prompts *p,
-                          char *err, int err_len)
+/* The prompts as given, not yet checked against the vocabulary and the context. */
+static rd_status gather(const struct rd_args *a, const struct rd_config *cfg,
+                        const struct rd_tokenizer *tok, struct rd_prompts *p, char *err,
+                        int err_len)
 {
-    memset(p, 0, sizeof *p);
     rd_status st = RD_OK;
     if (a->prompt_ids) {
         int32_t *ids;
@@ -150,10 +181,15 @@ rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
     } else {
         int32_t *ids;
         int n;
-        RD_TRY(encode_text(tok, cfg, a->prompt, &ids, &n, err, err_len));
+        RD_TRY(encode_text(tok, cfg, a->prompt, strlen(a->prompt), &ids, &n, err, err_len));
         if ((st = add_prompt(p, ids, n, strdup(a->prompt))) != RD_OK) free(ids);
     }
-    if (st != RD_OK) return st;
+    return st;
+}
+
+static rd_status check(const struct rd_config *cfg, int max_ctx, const struct rd_prompts *p,
+                       char *err, int err_len)
+{
     for (int i = 0; i < p->n; i++) {
         const char *which = p->n > 1 ? "prompt " : "the prompt";
         char num[32] = "";
@@ -171,6 +207,17 @@ rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
     return RD_OK;
 }
 
+rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
+                          const struct rd_tokenizer *tok, int max_ctx, struct rd_prompts *p,
+                          char *err, int err_len)
+{
+    memset(p, 0, sizeof *p);
+    rd_status st = gather(a, cfg, tok, p, err, err_len);
+    if (st == RD_OK) st = check(cfg, max_ctx, p, err, err_len);
+    if (st != RD_OK) rd_prompts_free(p); /* on failure nothing is left half-built */
+    return st;
+}
+
 rd_status rd_prompts_bcast(struct rd_comm *c, bool ok, struct rd_prompts *p)
 {
     /* header: [ok, n]; then the lengths; then every prompt's ids */
@@ -183,9 +230,11 @@ rd_status rd_prompts_bcast(struct rd_comm *c, bool ok, struct rd_prompts *p)
         p->ids = calloc((size_t)p->n, sizeof *p->ids);
         p->len = calloc((size_t)p->n, sizeof *p->len);
         p->text = calloc((size_t)p->n, sizeof *p->text);
-        if (!p->ids || !p->len || !p->text) return RD_ERR_OOM;
+        p->max_new = calloc((size_t)p->n, sizeof *p->max_new);
+        if (!p->ids || !p->len || !p->text || !p->max_new) return RD_ERR_OOM;
     }
     RD_TRY(rd_comm_bcast_host(c, p->len, (size_t)p->n * sizeof(int), 0));
+    RD_TRY(rd_comm_bcast_host(c, p->max_new, (size_t)p->n * sizeof(int), 0));
     for (int i = 0; i < p->n; i++) {
         if (c->rank != 0) {
             p->ids[i] = malloc(((size_t)p->len[i] + 1) * sizeof(int32_t));

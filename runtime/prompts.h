@@ -17,9 +17,11 @@ struct rd_prompts {
     int32_t **ids;
     int *len;
     char **text; /* original text when given as text (NULL entries otherwise) */
+    int *max_new; /* per prompt ("max_new_tokens" of a --prompts line), -1: --max-new-tokens */
 };
 
-/* Rank 0: builds the prompts. tok may be NULL (then text prompts are an error). */
+/* Rank 0: builds the prompts. tok may be NULL (then text prompts are an error). On failure p
+ * is left empty (nothing to free). */
 rd_status rd_prompts_read(const struct rd_args *a, const struct rd_config *cfg,
                           const struct rd_tokenizer *tok, int max_ctx, struct rd_prompts *p,
                           char *err, int err_len);

@@ -1,7 +1,7 @@
 /* Reader of Hugging Face safetensors files (see safetensors.h).
  *
  * The file is untrusted input: the header length is checked against the file size before
- * anything is allocated, the JSON header is parsed with cJSON and every entry is checked
+ * anything is allocated, the JSON header is parsed (common/json.h) and every entry is checked
  * (dtype known, shape non-negative and small enough not to overflow, shape * dtype size equal
  * to the byte range, range inside the data section, no two ranges overlapping, no duplicate
  * names). Only then are tensors handed out; rd_st_read reads a tensor's bytes on demand, so
@@ -9,28 +9,27 @@
  * build for. */
 #include "runtime/safetensors.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/json.h"
 #include "common/log.h"
 
 /* The reference implementation refuses headers above 100 MB; so do we. */
 #define ST_MAX_HEADER (100ull * 1024 * 1024)
-/* Largest integer a JSON number (a double in cJSON) holds exactly. */
-#define ST_MAX_EXACT 9007199254740992.0
+/* Offsets and dims above this are refused (2^62: sums and products below stay in range). */
+#define ST_MAX_INT (1ll << 62)
 
 #define set_err rd_err_set
 
-/* A JSON number that is a non-negative integer representable exactly. */
-static int json_u64(const cJSON *j, uint64_t *out)
+/* A JSON number that is an integer in [0, ST_MAX_INT]. */
+static int json_u64(const json_t *j, uint64_t *out)
 {
-    if (!cJSON_IsNumber(j)) return 0;
-    double v = j->valuedouble;
-    if (!(v >= 0.0) || v >= ST_MAX_EXACT || v != (double)(uint64_t)v) return 0;
+    int64_t v;
+    if (!rd_json_int(j, 0, ST_MAX_INT, &v)) return 0;
     *out = (uint64_t)v;
     return 1;
 }
@@ -45,45 +44,45 @@ static int parse_dtype(const char *s, enum rd_dtype *d)
 }
 
 /* Checks one header entry and fills t (except name). Returns 0 and fills err on failure. */
-static int parse_entry(const cJSON *e, const char *path, uint64_t data_size,
+static int parse_entry(const char *name, const json_t *e, const char *path, uint64_t data_size,
                        struct rd_st_tensor *t, char *err, int err_len)
 {
-    const char *name = e->string;
-    if (!cJSON_IsObject(e)) {
+    if (!json_is_object(e)) {
         set_err(err, err_len, "%s: header entry '%s' is not an object", path, name);
         return 0;
     }
-    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-    const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
-    const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo)) {
+    const json_t *jd = json_object_get(e, "dtype");
+    const json_t *js = json_object_get(e, "shape");
+    const json_t *jo = json_object_get(e, "data_offsets");
+    if (!json_is_string(jd) || !json_is_array(js) || !json_is_array(jo)) {
         set_err(err, err_len,
                 "%s: tensor '%s' needs string 'dtype', array 'shape' and array 'data_offsets'",
                 path, name);
         return 0;
     }
-    if (!parse_dtype(jd->valuestring, &t->dtype)) {
+    const char *dtype = json_string_value(jd);
+    if (!parse_dtype(dtype, &t->dtype)) {
         set_err(err, err_len, "%s: tensor '%s' has dtype %s; only F32, BF16 and F16 are supported",
-                path, name, jd->valuestring);
+                path, name, dtype);
         return 0;
     }
-    int ndim = cJSON_GetArraySize(js);
+    size_t ndim = json_array_size(js);
     if (ndim > RD_ST_MAX_DIMS) {
-        set_err(err, err_len, "%s: tensor '%s' has %d dims (at most %d supported)", path, name,
+        set_err(err, err_len, "%s: tensor '%s' has %zu dims (at most %d supported)", path, name,
                 ndim, RD_ST_MAX_DIMS);
         return 0;
     }
-    t->ndim = ndim;
+    t->ndim = (int)ndim;
     /* the element count is kept below 2^62 / 4 so that bytes never overflow */
     const uint64_t limit = (1ull << 60);
     uint64_t count = 1;
-    int i = 0;
-    const cJSON *d;
-    cJSON_ArrayForEach(d, js)
+    size_t i;
+    const json_t *d;
+    json_array_foreach(js, i, d)
     {
         uint64_t v;
         if (!json_u64(d, &v)) {
-            set_err(err, err_len, "%s: tensor '%s' shape[%d] is not a non-negative integer",
+            set_err(err, err_len, "%s: tensor '%s' shape[%zu] is not a non-negative integer",
                     path, name, i);
             return 0;
         }
@@ -92,11 +91,11 @@ static int parse_entry(const cJSON *e, const char *path, uint64_t data_size,
             return 0;
         }
         count *= v;
-        t->shape[i++] = (int64_t)v;
+        t->shape[i] = (int64_t)v;
     }
     uint64_t range[2];
-    if (cJSON_GetArraySize(jo) != 2 || !json_u64(cJSON_GetArrayItem(jo, 0), &range[0]) ||
-        !json_u64(cJSON_GetArrayItem(jo, 1), &range[1])) {
+    if (json_array_size(jo) != 2 || !json_u64(json_array_get(jo, 0), &range[0]) ||
+        !json_u64(json_array_get(jo, 1), &range[1])) {
         set_err(err, err_len, "%s: tensor '%s' data_offsets must be two non-negative integers",
                 path, name);
         return 0;
@@ -119,7 +118,7 @@ static int parse_entry(const cJSON *e, const char *path, uint64_t data_size,
     if (bytes != t->end - t->begin) {
         set_err(err, err_len,
                 "%s: tensor '%s' shape needs %llu bytes of %s but data_offsets span %llu", path,
-                name, (unsigned long long)bytes, jd->valuestring,
+                name, (unsigned long long)bytes, dtype,
                 (unsigned long long)(t->end - t->begin));
         return 0;
     }
@@ -141,7 +140,7 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* No two non-empty ranges overlap and no name repeats (cJSON keeps duplicate keys). */
+/* No two non-empty ranges overlap and no name repeats (the parser refuses repeated keys too). */
 static rd_status check_layout(struct rd_safetensors *st, char *err, int err_len)
 {
     int n = st->n_tensors;
@@ -183,39 +182,36 @@ static rd_status parse_header(struct rd_safetensors *st, const char *text, size_
                               int err_len)
 {
     uint64_t data_size = st->file_size - st->data_offset;
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    char why[256];
+    json_t *root = rd_json_parse(text, len, RD_JSON_NO_DUPLICATES, why, sizeof why);
     if (!root) {
-        set_err(err, err_len, "%s: header is not valid JSON", st->path);
+        set_err(err, err_len, "%s: header is not valid JSON: %s", st->path, why);
         return RD_ERR_FORMAT;
     }
     rd_status rc = RD_OK;
-    if (!cJSON_IsObject(root)) {
+    if (!json_is_object(root)) {
         set_err(err, err_len, "%s: header is not a JSON object", st->path);
         rc = RD_ERR_FORMAT;
         goto done;
     }
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, root)
-    {
-        if (!e->string) continue;
-        if (strcmp(e->string, "__metadata__") != 0) n++;
-    }
-    st->tensors = calloc(n ? (size_t)n : 1, sizeof *st->tensors);
+    size_t n = json_object_size(root);
+    st->tensors = calloc(n ? n : 1, sizeof *st->tensors);
     if (!st->tensors) {
         set_err(err, err_len, "%s: out of memory", st->path);
         rc = RD_ERR_OOM;
         goto done;
     }
-    cJSON_ArrayForEach(e, root)
+    const char *key;
+    const json_t *e;
+    json_object_foreach(root, key, e)
     {
-        if (!e->string || !strcmp(e->string, "__metadata__")) continue;
+        if (!strcmp(key, "__metadata__")) continue;
         struct rd_st_tensor *t = &st->tensors[st->n_tensors];
-        if (!parse_entry(e, st->path, data_size, t, err, err_len)) {
+        if (!parse_entry(key, e, st->path, data_size, t, err, err_len)) {
             rc = RD_ERR_FORMAT;
             goto done;
         }
-        t->name = strdup(e->string);
+        t->name = strdup(key);
         if (!t->name) {
             set_err(err, err_len, "%s: out of memory", st->path);
             rc = RD_ERR_OOM;
@@ -225,7 +221,7 @@ static rd_status parse_header(struct rd_safetensors *st, const char *text, size_
     }
     rc = check_layout(st, err, err_len);
 done:
-    cJSON_Delete(root);
+    json_decref(root);
     return rc;
 }
 

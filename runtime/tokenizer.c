@@ -216,7 +216,7 @@ rd_status rd_tokenizer_load(const char *path, struct rd_tokenizer **out, char *e
     }
     txt[n] = 0;
     fclose(f);
-    rd_status st = rd_tokenizer_load_json(txt, out, err, err_len);
+    rd_status st = rd_tokenizer_load_json(txt, (size_t)n, out, err, err_len);
     free(txt);
     if (st != RD_OK && err && err_len > 0) {
         char tmp[600];

@@ -36,8 +36,9 @@ struct rd_gguf;
 /* Loads a tokenizer.json (or any JSON file) or a .gguf, chosen by the file's first bytes. On
  * error err (when not NULL) says why. */
 rd_status rd_tokenizer_load(const char *path, struct rd_tokenizer **out, char *err, int err_len);
-rd_status rd_tokenizer_load_json(const char *json_text, struct rd_tokenizer **out, char *err,
-                                 int err_len);
+/* len bytes of tokenizer.json text; tokens keep their exact bytes, NUL bytes included. */
+rd_status rd_tokenizer_load_json(const char *json_text, size_t len, struct rd_tokenizer **out,
+                                 char *err, int err_len);
 rd_status rd_tokenizer_load_gguf(const struct rd_gguf *g, struct rd_tokenizer **out, char *err,
                                  int err_len);
 
@@ -57,11 +58,14 @@ struct rd_tokenizer_vocab {
     const char *model;          /* "llama" (SentencePiece, by score) or "gpt2" (byte-level BPE) */
     const char *pre;            /* gpt2: pre-tokenizer name ("llama-bpe", "gpt2", ...); NULL = gpt2 */
     int n_tokens;
-    const char *const *tokens;  /* [n_tokens] NUL-terminated pieces */
+    const char *const *tokens;  /* [n_tokens] pieces */
+    const size_t *token_lens;   /* [n_tokens] their lengths (a piece may hold NUL bytes); NULL:
+                                 * the pieces are NUL-terminated */
     const float *scores;        /* [n_tokens] llama: merge priority; may be NULL for gpt2 */
     const int32_t *types;       /* [n_tokens] enum rd_token_type; NULL = all normal */
     int n_merges;               /* gpt2: merges "left right", rank = index */
     const char *const *merges;
+    const size_t *merge_lens;   /* [n_merges] their lengths; NULL: NUL-terminated */
     int32_t bos_id, eos_id, unk_id, pad_id; /* -1 = none */
     bool add_bos, add_eos;
     bool add_space_prefix;      /* llama: prepend "▁" to each text segment (SentencePiece default) */

@@ -21,16 +21,19 @@ static char *dup(const char *s)
     return c;
 }
 
-static rd_status add_added(struct rd_tokenizer *t, int32_t id, const char *s, bool special)
+static rd_status add_added(struct rd_tokenizer *t, int32_t id, const char *s, size_t n,
+                           bool special)
 {
     struct added_token *a = realloc(t->added, (size_t)(t->n_added + 1) * sizeof *a);
     if (!a) return RD_ERR_OOM;
     t->added = a;
     a = &t->added[t->n_added];
     memset(a, 0, sizeof *a);
-    a->content = dup(s);
+    a->content = malloc(n + 1);
     if (!a->content) return RD_ERR_OOM;
-    a->len = strlen(s);
+    memcpy(a->content, s, n);
+    a->content[n] = 0;
+    a->len = n;
     a->id = id;
     a->special = special;
     t->n_added++;
@@ -44,20 +47,22 @@ static rd_status setup_gpt2(struct rd_tokenizer *t, const struct rd_tokenizer_vo
     struct bytebuf both = {0};
     for (int r = 0; r < v->n_merges; r++) {
         const char *m = v->merges[r];
-        const char *sp = m && m[0] ? strchr(m + 1, ' ') : NULL;
+        size_t ml = !m ? 0 : v->merge_lens ? v->merge_lens[r] : strlen(m);
+        const char *sp = ml > 1 ? memchr(m + 1, ' ', ml - 1) : NULL;
         if (!sp) {
             free(both.p);
             tok_err(err, err_len, "tokenizer: merge %d is not \"left right\"", r);
             return RD_ERR_FORMAT;
         }
-        size_t la = (size_t)(sp - m), lb = strlen(sp + 1);
+        size_t la = (size_t)(sp - m), lb = ml - la - 1;
         both.n = 0;
         rd_status st = bb_put(&both, m, la);
         if (st == RD_OK) st = bb_put(&both, sp + 1, lb);
         int32_t ia = strmap_get(&t->vocab, m, la), ib = strmap_get(&t->vocab, sp + 1, lb);
         int32_t in = st == RD_OK ? strmap_get(&t->vocab, both.p, both.n) : -1;
         if (st == RD_OK && (ia < 0 || ib < 0 || in < 0)) {
-            tok_err(err, err_len, "tokenizer: merge %d (%s) uses a token not in the vocab", r, m);
+            tok_err(err, err_len, "tokenizer: merge %d (%.*s) uses a token not in the vocab", r,
+                    (int)ml, m);
             st = RD_ERR_FORMAT;
         }
         if (st == RD_OK) st = pairmap_put(&t->merges, ia, ib, r, in);
@@ -107,14 +112,14 @@ rd_status rd_tokenizer_from_vocab(const struct rd_tokenizer_vocab *v, struct rd_
     rd_status st = RD_OK;
     for (int i = 0; i < v->n_tokens && st == RD_OK; i++) {
         const char *s = v->tokens[i] ? v->tokens[i] : "";
-        size_t n = strlen(s);
+        size_t n = !v->tokens[i] ? 0 : v->token_lens ? v->token_lens[i] : strlen(s);
         st = tok_set_piece(t, i, s, n);
         if (st == RD_OK) st = strmap_put(&t->vocab, s, (uint32_t)n, i);
         int32_t type = v->types ? v->types[i] : RD_TOKEN_TYPE_NORMAL;
         if (st == RD_OK && n > 0 && (type == RD_TOKEN_TYPE_CONTROL || type == RD_TOKEN_TYPE_UNKNOWN))
-            st = add_added(t, i, s, true);
+            st = add_added(t, i, s, n, true);
         else if (st == RD_OK && n > 0 && type == RD_TOKEN_TYPE_USER_DEFINED)
-            st = add_added(t, i, s, false);
+            st = add_added(t, i, s, n, false);
     }
     if (st != RD_OK) goto fail;
     if (spm) {
@@ -218,26 +223,39 @@ rd_status rd_tokenizer_load_gguf(const struct rd_gguf *g, struct rd_tokenizer **
         }
         v.types = data;
     }
+    /* GGUF strings carry their length: pieces keep their exact bytes, NUL bytes included */
     const char **tokens = malloc((size_t)n * sizeof *tokens);
+    size_t *lens = malloc((size_t)n * sizeof *lens), *merge_lens = NULL;
     const char **merges = NULL;
-    if (!tokens) return RD_ERR_OOM;
+    if (!tokens || !lens) {
+        free(tokens);
+        free(lens);
+        return RD_ERR_OOM;
+    }
     const struct rd_gguf_str *ts = toks;
-    for (uint64_t i = 0; i < n; i++) tokens[i] = ts[i].data;
+    for (uint64_t i = 0; i < n; i++) tokens[i] = ts[i].data, lens[i] = (size_t)ts[i].len;
     v.tokens = tokens;
+    v.token_lens = lens;
     if (rd_gguf_get_arr(g, "tokenizer.ggml.merges", &at, &nm, &data) == RD_OK) {
         if (at != RD_GGUF_TYPE_STRING || nm > INT32_MAX) {
             free(tokens);
+            free(lens);
             tok_err(err, err_len, "gguf: tokenizer.ggml.merges must be an array of strings");
             return RD_ERR_FORMAT;
         }
         merges = malloc((nm ? (size_t)nm : 1) * sizeof *merges);
-        if (!merges) {
+        merge_lens = malloc((nm ? (size_t)nm : 1) * sizeof *merge_lens);
+        if (!merges || !merge_lens) {
             free(tokens);
+            free(lens);
+            free(merges);
+            free(merge_lens);
             return RD_ERR_OOM;
         }
         const struct rd_gguf_str *ms = data;
-        for (uint64_t i = 0; i < nm; i++) merges[i] = ms[i].data;
+        for (uint64_t i = 0; i < nm; i++) merges[i] = ms[i].data, merge_lens[i] = (size_t)ms[i].len;
         v.merges = merges;
+        v.merge_lens = merge_lens;
         v.n_merges = (int)nm;
     }
     bool spm = strcmp(v.model, "llama") == 0;
@@ -250,6 +268,8 @@ rd_status rd_tokenizer_load_gguf(const struct rd_gguf *g, struct rd_tokenizer **
     v.add_space_prefix = get_flag(g, "tokenizer.ggml.add_space_prefix", spm);
     rd_status st = rd_tokenizer_from_vocab(&v, out, err, err_len);
     free(tokens);
+    free(lens);
     free(merges);
+    free(merge_lens);
     return st;
 }

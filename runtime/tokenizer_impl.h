@@ -12,6 +12,10 @@
 
 #include "runtime/tokenizer.h"
 
+/* Token ids and merge ranks are below this (4M; the largest vocabularies hold ~260k tokens):
+ * the id-indexed arrays are sized by the largest id, so a file cannot make them huge. */
+#define RD_TOK_MAX_ID (1 << 22)
+
 /* ---- containers ---- */
 
 /* Open-addressing map from byte strings to int32 values; it owns copies of its keys; a second
@@ -161,6 +165,14 @@ rd_status tok_set_piece(struct rd_tokenizer *t, int32_t id, const char *s, size_
 rd_status tok_finish(struct rd_tokenizer *t, char *err, int err_len); /* byte ids, bos/eos */
 void tok_err(char *err, int err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 pcre2_code *tok_compile_regex(const char *pattern, char *err, int err_len);
+
+/* tokenizer_json_keys.c: NUL bytes in tokenizer.json keys. When an object key of text holds
+ * "\u0000", *copy gets the text with each such escape in a key replaced by "\uffff" (else *copy
+ * stays NULL); a text that also holds U+FFFF is refused. tok_json_real_key gives a key of such
+ * a text as the document meant it (U+FFFF back to NUL bytes, into buf), its length in *n. */
+rd_status tok_json_mark_nul_keys(const char *text, size_t len, char **copy, char *err,
+                                 int err_len);
+const char *tok_json_real_key(const char *key, size_t *n, struct bytebuf *buf);
 
 /* tokenizer_model.c: the models and the pre-tokenizers */
 rd_status model_bpe_word(const struct rd_tokenizer *t, const char *w, size_t n, struct idbuf *out);

@@ -2,19 +2,25 @@
  * ignore_merges), added tokens, normalizer, pre-tokenizer, post-processor and decoder. What
  * ropedist does not implement (another model type, NFC normalizers, WordPiece decoders, ...) is
  * refused at load time with RD_ERR_UNSUPPORTED naming the component, rather than encoding
- * differently from Hugging Face later. */
+ * differently from Hugging Face later.
+ *
+ * Tokens keep their exact bytes: vocab keys, merges, added tokens and unk_token are read with
+ * their lengths, so a token holding a NUL byte ("\u0000") is a token like any other (vocab keys
+ * too, which jansson cannot hold with a NUL byte: see tokenizer_json_keys.c). The other strings
+ * (types, patterns, replacements) are used as C strings: one holding a NUL byte is refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
+#include "common/json.h"
 #include "runtime/tokenizer_impl.h"
 
 struct ctx {
     struct rd_tokenizer *t;
     char *err;
     int err_len;
+    bool nul_keys;       /* keys had "\u0000" rewritten (tok_json_mark_nul_keys) */
+    const char *nul_str; /* the first non-token string found holding a NUL byte */
 };
 
 #define FAIL(c, st, ...)                                                                       \
@@ -23,16 +29,32 @@ struct ctx {
         return (st);                                                                           \
     } while (0)
 
-static const char *jstr(const cJSON *o, const char *key)
+/* A string member used as a C string; one with a NUL byte counts as absent and is reported
+ * when loading ends (rd_tokenizer_load_json checks c->nul_str whatever else happened). */
+static const char *jstr(struct ctx *c, const json_t *o, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_string(v)) return NULL;
+    if (rd_json_has_nul(v)) {
+        if (!c->nul_str) c->nul_str = key;
+        return NULL;
+    }
+    return json_string_value(v);
 }
 
-static bool jbool(const cJSON *o, const char *key, bool def)
+static bool jbool(const json_t *o, const char *key, bool def)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+    const json_t *v = json_object_get(o, key);
+    return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+/* An id: a non-negative integer below RD_TOK_MAX_ID. */
+static bool jid(const json_t *v, int32_t *out)
+{
+    int64_t x;
+    if (!rd_json_int(v, 0, RD_TOK_MAX_ID - 1, &x)) return false;
+    *out = (int32_t)x;
+    return true;
 }
 
 static char *dup(const char *s)
@@ -44,115 +66,149 @@ static char *dup(const char *s)
 }
 
 /* {"String": s} or {"Regex": r} */
-static rd_status pattern_of(struct ctx *c, const cJSON *o, const char **str, const char **regex)
+static rd_status pattern_of(struct ctx *c, const json_t *o, const char **str, const char **regex)
 {
-    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(o, "pattern");
-    *str = jstr(pat, "String");
-    *regex = jstr(pat, "Regex");
+    const json_t *pat = json_object_get(o, "pattern");
+    *str = jstr(c, pat, "String");
+    *regex = jstr(c, pat, "Regex");
     if (!*str && !*regex) FAIL(c, RD_ERR_FORMAT, "pattern must be {\"String\"} or {\"Regex\"}");
     return RD_OK;
 }
 
 /* ---------------------------------------------------------------- model */
 
-static rd_status load_model(struct ctx *c, const cJSON *m)
+/* One merge: "left right" (split at the first space after the first byte) or ["left", "right"]. */
+static rd_status merge_parts(struct ctx *c, const json_t *e, int32_t rank, const char **a,
+                             size_t *la, const char **b, size_t *lb)
+{
+    if (json_is_string(e)) {
+        const char *s = json_string_value(e);
+        size_t n = json_string_length(e);
+        const char *sp = n > 1 ? memchr(s + 1, ' ', n - 1) : NULL;
+        if (!sp) FAIL(c, RD_ERR_FORMAT, "merge %d (\"%s\") is not \"left right\"", rank, s);
+        *a = s, *la = (size_t)(sp - s);
+        *b = sp + 1, *lb = n - *la - 1;
+        return RD_OK;
+    }
+    const json_t *l = json_array_get(e, 0), *r = json_array_get(e, 1);
+    if (!json_is_array(e) || json_array_size(e) != 2 || !json_is_string(l) || !json_is_string(r))
+        FAIL(c, RD_ERR_FORMAT, "merge %d is neither a string nor a pair of strings", rank);
+    *a = json_string_value(l), *la = json_string_length(l);
+    *b = json_string_value(r), *lb = json_string_length(r);
+    return RD_OK;
+}
+
+static rd_status load_merges(struct ctx *c, const json_t *merges)
 {
     struct rd_tokenizer *t = c->t;
-    const char *type = jstr(m, "type");
-    if (type && strcmp(type, "BPE") != 0) FAIL(c, RD_ERR_UNSUPPORTED, "model type %s is not supported (BPE only)", type);
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(m, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(m, "merges");
-    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) FAIL(c, RD_ERR_FORMAT, "model needs vocab and merges");
-    if (jstr(m, "continuing_subword_prefix") || jstr(m, "end_of_word_suffix"))
-        FAIL(c, RD_ERR_UNSUPPORTED, "BPE continuing_subword_prefix / end_of_word_suffix are not supported");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, vocab) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 1e8)
-            FAIL(c, RD_ERR_FORMAT, "vocab id of %s is not a valid id", e->string);
-        int32_t id = (int32_t)e->valuedouble;
-        size_t n = strlen(e->string);
-        RD_TRY(tok_set_piece(t, id, e->string, n));
-        RD_TRY(strmap_put(&t->vocab, e->string, (uint32_t)n, id));
-    }
-    int32_t rank = 0;
     struct bytebuf both = {0};
-    cJSON_ArrayForEach(e, merges) {
+    rd_status st = RD_OK;
+    size_t i;
+    const json_t *e;
+    json_array_foreach(merges, i, e)
+    {
         const char *a, *b;
-        char *split = NULL;
-        if (cJSON_IsString(e)) {
-            const char *sp = strchr(e->valuestring + (e->valuestring[0] ? 1 : 0), ' ');
-            if (!sp) {
-                free(both.p);
-                FAIL(c, RD_ERR_FORMAT, "merge \"%s\" is not \"left right\"", e->valuestring);
-            }
-            split = dup(e->valuestring);
-            if (!split) return RD_ERR_OOM;
-            split[sp - e->valuestring] = 0;
-            a = split;
-            b = split + (sp - e->valuestring) + 1;
-        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 &&
-                   cJSON_IsString(cJSON_GetArrayItem(e, 0)) && cJSON_IsString(cJSON_GetArrayItem(e, 1))) {
-            a = cJSON_GetArrayItem(e, 0)->valuestring;
-            b = cJSON_GetArrayItem(e, 1)->valuestring;
-        } else {
-            free(both.p);
-            FAIL(c, RD_ERR_FORMAT, "merge %d is neither a string nor a pair", rank);
-        }
-        both.n = 0;
-        rd_status st = bb_put(&both, a, strlen(a));
-        if (st == RD_OK) st = bb_put(&both, b, strlen(b));
-        int32_t ia = strmap_get(&t->vocab, a, strlen(a)), ib = strmap_get(&t->vocab, b, strlen(b));
-        int32_t in = st == RD_OK ? strmap_get(&t->vocab, both.p, both.n) : -1;
-        if (st == RD_OK && (ia < 0 || ib < 0 || in < 0)) {
-            tok_err(c->err, c->err_len, "tokenizer.json: merge %d (%s %s) uses a token not in the vocab", rank, a, b);
+        size_t la, lb;
+        int32_t rank = (int32_t)i;
+        if (i >= RD_TOK_MAX_ID) {
+            tok_err(c->err, c->err_len, "tokenizer.json: more than %d merges", RD_TOK_MAX_ID);
             st = RD_ERR_FORMAT;
         }
-        if (st == RD_OK) st = pairmap_put(&t->merges, ia, ib, rank, in);
-        free(split);
-        if (st != RD_OK) {
-            free(both.p);
-            return st;
+        if (st == RD_OK) st = merge_parts(c, e, rank, &a, &la, &b, &lb);
+        both.n = 0;
+        if (st == RD_OK) st = bb_put(&both, a, la);
+        if (st == RD_OK) st = bb_put(&both, b, lb);
+        if (st != RD_OK) break;
+        int32_t ia = strmap_get(&t->vocab, a, la), ib = strmap_get(&t->vocab, b, lb);
+        int32_t in = strmap_get(&t->vocab, both.p, both.n);
+        if (ia < 0 || ib < 0 || in < 0) {
+            tok_err(c->err, c->err_len, "tokenizer.json: merge %d (%.*s %.*s) uses a token not in "
+                    "the vocab", rank, (int)la, a, (int)lb, b);
+            st = RD_ERR_FORMAT;
+            break;
         }
-        rank++;
+        if ((st = pairmap_put(&t->merges, ia, ib, rank, in)) != RD_OK) break;
     }
     free(both.p);
+    return st;
+}
+
+static rd_status load_model(struct ctx *c, const json_t *m)
+{
+    struct rd_tokenizer *t = c->t;
+    const char *type = jstr(c, m, "type");
+    if (type && strcmp(type, "BPE") != 0) FAIL(c, RD_ERR_UNSUPPORTED, "model type %s is not supported (BPE only)", type);
+    const json_t *vocab = json_object_get(m, "vocab");
+    const json_t *merges = json_object_get(m, "merges");
+    if (!json_is_object(vocab) || !json_is_array(merges)) FAIL(c, RD_ERR_FORMAT, "model needs vocab and merges");
+    if (jstr(c, m, "continuing_subword_prefix") || jstr(c, m, "end_of_word_suffix"))
+        FAIL(c, RD_ERR_UNSUPPORTED, "BPE continuing_subword_prefix / end_of_word_suffix are not supported");
+    struct bytebuf kb = {0};
+    const char *key;
+    const json_t *e;
+    rd_status st = RD_OK;
+    size_t n;
+    json_object_keylen_foreach((json_t *)vocab, key, n, e)
+    {
+        int32_t id;
+        const char *k = c->nul_keys ? tok_json_real_key(key, &n, &kb) : key;
+        if (!k) {
+            st = RD_ERR_OOM;
+            break;
+        }
+        if (!jid(e, &id)) {
+            tok_err(c->err, c->err_len, "tokenizer.json: vocab id of %s is not a valid id (an "
+                    "integer 0..%d)", key, RD_TOK_MAX_ID - 1);
+            st = RD_ERR_FORMAT;
+            break;
+        }
+        if ((st = tok_set_piece(t, id, k, n)) != RD_OK) break;
+        if ((st = strmap_put(&t->vocab, k, (uint32_t)n, id)) != RD_OK) break;
+    }
+    free(kb.p);
+    RD_TRY(st);
+    RD_TRY(load_merges(c, merges));
     t->byte_fallback = jbool(m, "byte_fallback", false);
     t->fuse_unk = jbool(m, "fuse_unk", false);
     t->ignore_merges = jbool(m, "ignore_merges", false);
-    const char *unk = jstr(m, "unk_token");
-    if (unk) {
-        t->unk_id = strmap_get(&t->vocab, unk, strlen(unk));
-        if (t->unk_id < 0) FAIL(c, RD_ERR_FORMAT, "unk_token %s is not in the vocab", unk);
+    const json_t *unk = json_object_get(m, "unk_token");
+    if (json_is_string(unk)) {
+        t->unk_id = strmap_get(&t->vocab, json_string_value(unk), json_string_length(unk));
+        if (t->unk_id < 0) FAIL(c, RD_ERR_FORMAT, "unk_token %s is not in the vocab", json_string_value(unk));
     }
     return RD_OK;
 }
 
-static rd_status load_added(struct ctx *c, const cJSON *arr)
+static rd_status load_added(struct ctx *c, const json_t *arr)
 {
     struct rd_tokenizer *t = c->t;
-    if (!arr || cJSON_IsNull(arr)) return RD_OK;
-    if (!cJSON_IsArray(arr)) FAIL(c, RD_ERR_FORMAT, "added_tokens must be an array");
-    int n = cJSON_GetArraySize(arr);
-    t->added = calloc(n ? (size_t)n : 1, sizeof *t->added);
+    if (!arr || json_is_null(arr)) return RD_OK;
+    if (!json_is_array(arr)) FAIL(c, RD_ERR_FORMAT, "added_tokens must be an array");
+    size_t n = json_array_size(arr);
+    t->added = calloc(n ? n : 1, sizeof *t->added);
     if (!t->added) return RD_ERR_OOM;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, arr) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        const char *content = jstr(e, "content");
-        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 1e8 || !content)
-            FAIL(c, RD_ERR_FORMAT, "added token without id or content");
+    size_t i;
+    const json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        const json_t *content = json_object_get(e, "content");
+        int32_t id;
+        if (!jid(json_object_get(e, "id"), &id) || !json_is_string(content))
+            FAIL(c, RD_ERR_FORMAT, "added token %zu without an id (0..%d) or content", i,
+                 RD_TOK_MAX_ID - 1);
         struct added_token *a = &t->added[t->n_added];
-        a->content = dup(content);
+        a->len = json_string_length(content);
+        a->content = malloc(a->len + 1);
         if (!a->content) return RD_ERR_OOM;
+        memcpy(a->content, json_string_value(content), a->len + 1);
         t->n_added++;
-        a->len = strlen(content);
-        a->id = (int32_t)id->valuedouble;
+        a->id = id;
         a->special = jbool(e, "special", false);
         a->lstrip = jbool(e, "lstrip", false);
         a->rstrip = jbool(e, "rstrip", false);
         a->single_word = jbool(e, "single_word", false);
         a->normalized = jbool(e, "normalized", !a->special);
-        RD_TRY(tok_set_piece(t, a->id, content, a->len));
+        RD_TRY(tok_set_piece(t, a->id, a->content, a->len));
     }
     return RD_OK;
 }
@@ -173,23 +229,24 @@ static rd_status add_norm(struct ctx *c, enum norm_kind k, const char *a, const 
     return RD_OK;
 }
 
-static rd_status load_normalizer(struct ctx *c, const cJSON *o)
+static rd_status load_normalizer(struct ctx *c, const json_t *o)
 {
-    if (!o || cJSON_IsNull(o)) return RD_OK;
-    const char *type = jstr(o, "type");
+    if (!o || json_is_null(o)) return RD_OK;
+    const char *type = jstr(c, o, "type");
     if (!type) FAIL(c, RD_ERR_FORMAT, "normalizer without a type");
     if (strcmp(type, "Sequence") == 0) {
-        const cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "normalizers")) RD_TRY(load_normalizer(c, e));
+        size_t i_;
+        const json_t *e;
+        json_array_foreach(json_object_get(o, "normalizers"), i_, e) RD_TRY(load_normalizer(c, e));
         return RD_OK;
     }
     if (strcmp(type, "Prepend") == 0) {
-        const char *p = jstr(o, "prepend");
+        const char *p = jstr(c, o, "prepend");
         if (!p) FAIL(c, RD_ERR_FORMAT, "Prepend normalizer without prepend");
         return add_norm(c, NORM_PREPEND, p, NULL);
     }
     if (strcmp(type, "Replace") == 0) {
-        const char *s, *r, *content = jstr(o, "content");
+        const char *s, *r, *content = jstr(c, o, "content");
         RD_TRY(pattern_of(c, o, &s, &r));
         if (!s) FAIL(c, RD_ERR_UNSUPPORTED, "Replace normalizer with a Regex pattern is not supported");
         if (!content) FAIL(c, RD_ERR_FORMAT, "Replace normalizer without content");
@@ -215,12 +272,12 @@ static rd_status compile_into(struct ctx *c, struct pretok *p, const char *regex
     return p->re ? RD_OK : RD_ERR_FORMAT;
 }
 
-static rd_status load_metaspace(struct ctx *c, const cJSON *o, const char **rep,
+static rd_status load_metaspace(struct ctx *c, const json_t *o, const char **rep,
                                 enum prepend_scheme *scheme)
 {
-    *rep = jstr(o, "replacement");
+    *rep = jstr(c, o, "replacement");
     if (!*rep) *rep = "\xE2\x96\x81";
-    const char *ps = jstr(o, "prepend_scheme");
+    const char *ps = jstr(c, o, "prepend_scheme");
     if (ps) {
         if (strcmp(ps, "always") == 0) *scheme = PREPEND_ALWAYS;
         else if (strcmp(ps, "first") == 0) *scheme = PREPEND_FIRST;
@@ -232,19 +289,20 @@ static rd_status load_metaspace(struct ctx *c, const cJSON *o, const char **rep,
     return RD_OK;
 }
 
-static rd_status load_pretok(struct ctx *c, const cJSON *o)
+static rd_status load_pretok(struct ctx *c, const json_t *o)
 {
-    if (!o || cJSON_IsNull(o)) return RD_OK;
-    const char *type = jstr(o, "type");
+    if (!o || json_is_null(o)) return RD_OK;
+    const char *type = jstr(c, o, "type");
     struct pretok *p;
     if (!type) FAIL(c, RD_ERR_FORMAT, "pre_tokenizer without a type");
     if (strcmp(type, "Sequence") == 0) {
-        const cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "pretokenizers")) RD_TRY(load_pretok(c, e));
+        size_t i_;
+        const json_t *e;
+        json_array_foreach(json_object_get(o, "pretokenizers"), i_, e) RD_TRY(load_pretok(c, e));
         return RD_OK;
     }
     if (strcmp(type, "Split") == 0) {
-        const char *s, *r, *beh = jstr(o, "behavior");
+        const char *s, *r, *beh = jstr(c, o, "behavior");
         RD_TRY(pattern_of(c, o, &s, &r));
         RD_TRY(add_pre(c, &p));
         p->kind = PRE_SPLIT;
@@ -299,46 +357,51 @@ static rd_status push_ids(int32_t **arr, int *n, int32_t id)
     return RD_OK;
 }
 
-static rd_status load_post(struct ctx *c, const cJSON *o)
+static rd_status load_post(struct ctx *c, const json_t *o)
 {
     struct rd_tokenizer *t = c->t;
-    if (!o || cJSON_IsNull(o)) return RD_OK;
-    const char *type = jstr(o, "type");
+    if (!o || json_is_null(o)) return RD_OK;
+    const char *type = jstr(c, o, "type");
     if (!type) FAIL(c, RD_ERR_FORMAT, "post_processor without a type");
     if (strcmp(type, "Sequence") == 0) {
-        const cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "processors")) RD_TRY(load_post(c, e));
+        size_t i_;
+        const json_t *e;
+        json_array_foreach(json_object_get(o, "processors"), i_, e) RD_TRY(load_post(c, e));
         return RD_OK;
     }
     if (strcmp(type, "ByteLevel") == 0) return RD_OK; /* offsets only */
     if (strcmp(type, "RobertaProcessing") == 0 || strcmp(type, "BertProcessing") == 0) {
-        const cJSON *cls = cJSON_GetObjectItemCaseSensitive(o, "cls");
-        const cJSON *sep = cJSON_GetObjectItemCaseSensitive(o, "sep");
-        const cJSON *ci = cJSON_GetArrayItem(cls, 1), *si = cJSON_GetArrayItem(sep, 1);
-        if (!cJSON_IsNumber(ci) || !cJSON_IsNumber(si)) FAIL(c, RD_ERR_FORMAT, "%s without cls/sep ids", type);
-        RD_TRY(push_ids(&t->post_pre, &t->n_post_pre, (int32_t)ci->valuedouble));
-        return push_ids(&t->post_post, &t->n_post_post, (int32_t)si->valuedouble);
+        const json_t *cls = json_object_get(o, "cls");
+        const json_t *sep = json_object_get(o, "sep");
+        int32_t ci, si;
+        if (!jid(json_array_get(cls, 1), &ci) || !jid(json_array_get(sep, 1), &si))
+            FAIL(c, RD_ERR_FORMAT, "%s without cls/sep ids", type);
+        RD_TRY(push_ids(&t->post_pre, &t->n_post_pre, ci));
+        return push_ids(&t->post_post, &t->n_post_post, si);
     }
     if (strcmp(type, "TemplateProcessing") != 0) FAIL(c, RD_ERR_UNSUPPORTED, "post_processor %s is not supported", type);
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(o, "single");
-    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(o, "special_tokens");
+    const json_t *single = json_object_get(o, "single");
+    const json_t *specials = json_object_get(o, "special_tokens");
     bool after = false;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, single) {
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(e, "SpecialToken");
-        if (cJSON_GetObjectItemCaseSensitive(e, "Sequence")) {
+    size_t i;
+    const json_t *e;
+    json_array_foreach(single, i, e) {
+        const json_t *sp = json_object_get(e, "SpecialToken");
+        if (json_object_get(e, "Sequence")) {
             after = true;
             continue;
         }
-        const char *name = jstr(sp, "id");
+        const char *name = jstr(c, sp, "id");
         if (!name) FAIL(c, RD_ERR_FORMAT, "TemplateProcessing item is neither Sequence nor SpecialToken");
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(specials, name), "ids");
-        if (!cJSON_IsArray(ids)) FAIL(c, RD_ERR_FORMAT, "TemplateProcessing special token %s has no ids", name);
-        const cJSON *id;
-        cJSON_ArrayForEach(id, ids) {
-            if (!cJSON_IsNumber(id)) FAIL(c, RD_ERR_FORMAT, "TemplateProcessing id of %s", name);
-            if (after) RD_TRY(push_ids(&t->post_post, &t->n_post_post, (int32_t)id->valuedouble));
-            else RD_TRY(push_ids(&t->post_pre, &t->n_post_pre, (int32_t)id->valuedouble));
+        const json_t *ids = json_object_get(json_object_get(specials, name), "ids");
+        if (!json_is_array(ids)) FAIL(c, RD_ERR_FORMAT, "TemplateProcessing special token %s has no ids", name);
+        size_t k;
+        const json_t *idv;
+        json_array_foreach(ids, k, idv) {
+            int32_t id;
+            if (!jid(idv, &id)) FAIL(c, RD_ERR_FORMAT, "TemplateProcessing id of %s", name);
+            if (after) RD_TRY(push_ids(&t->post_post, &t->n_post_post, id));
+            else RD_TRY(push_ids(&t->post_pre, &t->n_post_pre, id));
         }
     }
     return RD_OK;
@@ -358,10 +421,10 @@ static rd_status add_dec_replace(struct ctx *c, const char *from, const char *to
     return (f[t->n_dec_replace - 1] && g[t->n_dec_replace - 1]) ? RD_OK : RD_ERR_OOM;
 }
 
-static rd_status load_decoder_step(struct ctx *c, const cJSON *o)
+static rd_status load_decoder_step(struct ctx *c, const json_t *o)
 {
     struct rd_tokenizer *t = c->t;
-    const char *type = jstr(o, "type");
+    const char *type = jstr(c, o, "type");
     if (!type) FAIL(c, RD_ERR_FORMAT, "decoder without a type");
     if (strcmp(type, "ByteLevel") == 0) {
         if (t->dec == DEC_PIECES) FAIL(c, RD_ERR_UNSUPPORTED, "ByteLevel decoder mixed with others");
@@ -376,21 +439,22 @@ static rd_status load_decoder_step(struct ctx *c, const cJSON *o)
         return RD_OK;
     }
     if (strcmp(type, "Replace") == 0) {
-        const char *s, *r, *content = jstr(o, "content");
+        const char *s, *r, *content = jstr(c, o, "content");
         RD_TRY(pattern_of(c, o, &s, &r));
         if (!s || !content) FAIL(c, RD_ERR_UNSUPPORTED, "Replace decoder needs a String pattern and content");
         return add_dec_replace(c, s, content);
     }
     if (strcmp(type, "Strip") == 0) {
-        const char *content = jstr(o, "content");
-        const cJSON *start = cJSON_GetObjectItemCaseSensitive(o, "start");
-        const cJSON *stop = cJSON_GetObjectItemCaseSensitive(o, "stop");
-        if (!content || !cJSON_IsNumber(start)) FAIL(c, RD_ERR_FORMAT, "Strip decoder needs content and start");
-        if (cJSON_IsNumber(stop) && stop->valuedouble != 0)
+        const char *content = jstr(c, o, "content");
+        const json_t *stop = json_object_get(o, "stop");
+        int64_t start;
+        if (!content || !rd_json_int(json_object_get(o, "start"), 0, 1 << 20, &start))
+            FAIL(c, RD_ERR_FORMAT, "Strip decoder needs content and start (0..%d)", 1 << 20);
+        if (json_is_number(stop) && json_number_value(stop) != 0)
             FAIL(c, RD_ERR_UNSUPPORTED, "Strip decoder with stop > 0 is not supported");
         free(t->dec_strip_content);
         t->dec_strip_content = dup(content);
-        t->dec_strip_start = (int)start->valuedouble;
+        t->dec_strip_start = (int)start;
         return t->dec_strip_content ? RD_OK : RD_ERR_OOM;
     }
     if (strcmp(type, "Metaspace") == 0) {
@@ -406,16 +470,17 @@ static rd_status load_decoder_step(struct ctx *c, const cJSON *o)
     FAIL(c, RD_ERR_UNSUPPORTED, "decoder %s is not supported", type);
 }
 
-static rd_status load_decoder(struct ctx *c, const cJSON *o)
+static rd_status load_decoder(struct ctx *c, const json_t *o)
 {
-    if (!o || cJSON_IsNull(o)) {
+    if (!o || json_is_null(o)) {
         c->t->dec = DEC_NONE;
         return RD_OK;
     }
-    const char *type = jstr(o, "type");
+    const char *type = jstr(c, o, "type");
     if (type && strcmp(type, "Sequence") == 0) {
-        const cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "decoders")) RD_TRY(load_decoder_step(c, e));
+        size_t i_;
+        const json_t *e;
+        json_array_foreach(json_object_get(o, "decoders"), i_, e) RD_TRY(load_decoder_step(c, e));
         return RD_OK;
     }
     return load_decoder_step(c, o);
@@ -430,34 +495,46 @@ static int32_t find_added(const struct rd_tokenizer *t, const char *const *names
     return -1;
 }
 
-rd_status rd_tokenizer_load_json(const char *json_text, struct rd_tokenizer **out, char *err,
-                                 int err_len)
+rd_status rd_tokenizer_load_json(const char *json_text, size_t len, struct rd_tokenizer **out,
+                                 char *err, int err_len)
 {
     if (err && err_len > 0) err[0] = 0;
     if (!json_text || !out) return RD_ERR_INVALID_ARG;
     *out = NULL;
-    cJSON *j = cJSON_Parse(json_text);
-    if (!j) {
-        tok_err(err, err_len, "tokenizer.json: not valid JSON");
-        return RD_ERR_FORMAT;
-    }
     struct rd_tokenizer *t = tok_alloc();
-    struct ctx c = {t, err, err_len};
-    rd_status st = t ? RD_OK : RD_ERR_OOM;
+    if (!t) return RD_ERR_OOM;
+    struct ctx c = {t, err, err_len, false, NULL};
+    char *marked = NULL, why[256];
+    json_t *j = NULL;
+    rd_status st = tok_json_mark_nul_keys(json_text, len, &marked, err, err_len);
+    c.nul_keys = marked != NULL;
+    if (st == RD_OK) {
+        j = rd_json_parse(marked ? marked : json_text, len, 0, why, sizeof why);
+        free(marked);
+        if (!j) {
+            tok_err(err, err_len, "tokenizer.json: not valid JSON: %s", why);
+            st = RD_ERR_FORMAT;
+        }
+    }
     if (st == RD_OK) {
         t->model = MODEL_BPE_RANK;
-        const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
-        if (!cJSON_IsObject(model)) {
+        const json_t *model = json_object_get(j, "model");
+        if (!json_is_object(model)) {
             tok_err(err, err_len, "tokenizer.json: no model");
             st = RD_ERR_FORMAT;
         }
         if (st == RD_OK) st = load_model(&c, model);
     }
-    if (st == RD_OK) st = load_added(&c, cJSON_GetObjectItemCaseSensitive(j, "added_tokens"));
-    if (st == RD_OK) st = load_normalizer(&c, cJSON_GetObjectItemCaseSensitive(j, "normalizer"));
-    if (st == RD_OK) st = load_pretok(&c, cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer"));
-    if (st == RD_OK) st = load_post(&c, cJSON_GetObjectItemCaseSensitive(j, "post_processor"));
-    if (st == RD_OK) st = load_decoder(&c, cJSON_GetObjectItemCaseSensitive(j, "decoder"));
+    if (st == RD_OK) st = load_added(&c, json_object_get(j, "added_tokens"));
+    if (st == RD_OK) st = load_normalizer(&c, json_object_get(j, "normalizer"));
+    if (st == RD_OK) st = load_pretok(&c, json_object_get(j, "pre_tokenizer"));
+    if (st == RD_OK) st = load_post(&c, json_object_get(j, "post_processor"));
+    if (st == RD_OK) st = load_decoder(&c, json_object_get(j, "decoder"));
+    if (c.nul_str) { /* whatever the outcome, since such a string counted as absent */
+        tok_err(err, err_len, "tokenizer.json: the \"%s\" string holds a NUL byte (\\u0000); "
+                "ropedist takes NUL bytes in tokens only", c.nul_str);
+        st = RD_ERR_UNSUPPORTED;
+    }
     if (st == RD_OK) {
         static const char *const bos[] = {"<s>", "<|begin_of_text|>", "<|startoftext|>", "<bos>", NULL};
         static const char *const eos[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", NULL};
@@ -465,7 +542,7 @@ rd_status rd_tokenizer_load_json(const char *json_text, struct rd_tokenizer **ou
         t->eos_id = t->n_post_post ? t->post_post[t->n_post_post - 1] : find_added(t, eos);
         st = tok_finish(t, err, err_len);
     }
-    cJSON_Delete(j);
+    json_decref(j);
     if (st != RD_OK) {
         if (st == RD_ERR_OOM && err && err_len > 0 && !err[0]) tok_err(err, err_len, "tokenizer: out of memory");
         rd_tokenizer_free(t);

@@ -25,7 +25,7 @@ rd_status rd_weights_open_h5(const char *path, struct rd_weight_source *src,
     struct rd_ckpt *ck = NULL;
     RD_TRY(rd_ckpt_open(path, &ck, err, err_len));
     if (config_json_out) {
-        rd_status st = rd_ckpt_config_json(ck, config_json_out);
+        rd_status st = rd_ckpt_config_json(ck, config_json_out, err, err_len);
         if (st != RD_OK) {
             rd_ckpt_close(ck);
             return st;

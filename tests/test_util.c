@@ -74,11 +74,19 @@ char *rd_test_read_file(const char *path, size_t *len)
     return buf;
 }
 
-cJSON *rd_test_load_json(const char *path)
+json_t *rd_test_parse_json(const char *text)
 {
-    char *txt = rd_test_read_file(path, NULL);
+    return text ? rd_json_parse(text, strlen(text), RD_JSON_ANY, NULL, 0) : NULL;
+}
+
+char *rd_test_json_compact(const json_t *v) { return rd_json_dump_line(v); }
+
+json_t *rd_test_load_json(const char *path)
+{
+    size_t len = 0;
+    char *txt = rd_test_read_file(path, &len);
     if (!txt) return NULL;
-    cJSON *j = cJSON_Parse(txt);
+    json_t *j = rd_json_parse(txt, len, RD_JSON_ANY, NULL, 0);
     free(txt);
     return j;
 }
@@ -145,17 +153,18 @@ double rd_test_rel_l2f(const float *a, const float *b, int n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-double *rd_test_json_doubles(const cJSON *arr, int *n)
+double *rd_test_json_doubles(const json_t *arr, int *n)
 {
-    *n = cJSON_GetArraySize(arr);
+    *n = (int)json_array_size(arr);
     double *v = malloc((size_t)(*n ? *n : 1) * sizeof *v);
     int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr) v[i++] = it->valuedouble;
+    size_t it_i;
+    const json_t *it;
+    json_array_foreach(arr, it_i, it) v[i++] = json_number_value(it);
     return v;
 }
 
-double rd_test_json_rel_err(const cJSON *got, const cJSON *want)
+double rd_test_json_rel_err(const json_t *got, const json_t *want)
 {
     int n1, n2;
     double *a = rd_test_json_doubles(got, &n1), *b = rd_test_json_doubles(want, &n2);
@@ -165,23 +174,23 @@ double rd_test_json_rel_err(const cJSON *got, const cJSON *want)
     return e;
 }
 
-double rd_test_json_rows_err(const cJSON *got, const cJSON *want)
+double rd_test_json_rows_err(const json_t *got, const json_t *want)
 {
-    int n = cJSON_GetArraySize(want);
-    if (cJSON_GetArraySize(got) < n) return INFINITY;
+    int n = (int)json_array_size(want);
+    if ((int)json_array_size(got) < n) return INFINITY;
     double worst = 0;
     for (int s = 0; s < n; s++) {
-        double e = rd_test_json_rel_err(cJSON_GetArrayItem(got, s), cJSON_GetArrayItem(want, s));
+        double e = rd_test_json_rel_err(json_array_get(got, s), json_array_get(want, s));
         if (e > worst || isnan(e)) worst = e;
     }
     return worst;
 }
 
-bool rd_test_json_same_ids(const cJSON *a, const cJSON *b)
+bool rd_test_json_same_ids(const json_t *a, const json_t *b)
 {
-    if (!a || !b || cJSON_GetArraySize(a) != cJSON_GetArraySize(b)) return false;
-    for (int i = 0; i < cJSON_GetArraySize(a); i++)
-        if (cJSON_GetArrayItem(a, i)->valueint != cJSON_GetArrayItem(b, i)->valueint) return false;
+    if (!a || !b || (int)json_array_size(a) != (int)json_array_size(b)) return false;
+    for (int i = 0; i < (int)json_array_size(a); i++)
+        if ((int)json_number_value(json_array_get(a, i)) != (int)json_number_value(json_array_get(b, i))) return false;
     return true;
 }
 
@@ -230,7 +239,7 @@ char *rd_test_published_story(const char *readme)
     return story;
 }
 
-cJSON *rd_test_golden_case(const char *shared, const char *name, const char *tmp, char *h5,
+json_t *rd_test_golden_case(const char *shared, const char *name, const char *tmp, char *h5,
                            size_t h5_len, char *ids_csv, size_t ids_len)
 {
     char dir[1024], cmd[4096], path[1200];
@@ -243,15 +252,15 @@ cJSON *rd_test_golden_case(const char *shared, const char *name, const char *tmp
     free(err);
     if (rc) return NULL;
     snprintf(path, sizeof path, "%s/expected.json", dir);
-    cJSON *exp = rd_test_load_json(path);
+    json_t *exp = rd_test_load_json(path);
     CHECK_MSG(exp != NULL, "cannot read %s", path);
     if (!exp) return NULL;
-    const cJSON *pids = cJSON_GetObjectItem(exp, "prompt_ids");
+    const json_t *pids = json_object_get(exp, "prompt_ids");
     ids_csv[0] = 0;
-    for (int i = 0; i < cJSON_GetArraySize(pids); i++) {
+    for (int i = 0; i < (int)json_array_size(pids); i++) {
         size_t l = strlen(ids_csv);
         snprintf(ids_csv + l, ids_len - l, "%s%d", i ? "," : "",
-                 cJSON_GetArrayItem(pids, i)->valueint);
+                 (int)json_number_value(json_array_get(pids, i)));
     }
     return exp;
 }

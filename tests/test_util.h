@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <cjson/cJSON.h>
+#include "common/json.h"
 
 #define RD_TEST_SKIP 77
 
@@ -49,7 +49,11 @@ const char *rd_test_mpirun(void);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL on error. */
 char *rd_test_read_file(const char *path, size_t *len);
 /* Parses a JSON file; NULL on error. */
-cJSON *rd_test_load_json(const char *path);
+json_t *rd_test_load_json(const char *path);
+/* Parses JSON text (any value at the top); NULL on error. */
+json_t *rd_test_parse_json(const char *text);
+/* One-line JSON text of v (malloc'd). */
+char *rd_test_json_compact(const json_t *v);
 
 /* Runs a shell command, capturing stdout (malloc'd) and stderr (malloc'd) when the pointers are
  * not NULL. Returns the exit status (or 128 + signal). */
@@ -65,16 +69,16 @@ double rd_test_rel_l2f(const float *a, const float *b, int n);
 /* ---- JSON results (`ropedist --output json`, expected.json of the golden models) ---- */
 
 /* The numbers of a JSON array (malloc'd, at least one element long); *n gets the count. */
-double *rd_test_json_doubles(const cJSON *arr, int *n);
+double *rd_test_json_doubles(const json_t *arr, int *n);
 /* Relative L2 error ||got - want|| / ||want|| of two JSON number arrays; INFINITY when the
  * lengths differ or are 0. */
-double rd_test_json_rel_err(const cJSON *got, const cJSON *want);
+double rd_test_json_rel_err(const json_t *got, const json_t *want);
 /* The largest rd_test_json_rel_err over the rows of want (an array of logit rows) against the
  * same rows of got, which may have more (transformers' step_logits keep only the first
  * steps); INFINITY when got has fewer rows, NaN when a row's error is. */
-double rd_test_json_rows_err(const cJSON *got, const cJSON *want);
+double rd_test_json_rows_err(const json_t *got, const json_t *want);
 /* Whether two JSON arrays of token ids are equal; false when either is NULL. */
-bool rd_test_json_same_ids(const cJSON *a, const cJSON *b);
+bool rd_test_json_same_ids(const json_t *a, const json_t *b);
 
 /* ---- text ---- */
 
@@ -87,7 +91,7 @@ char *rd_test_published_story(const char *readme);
 /* Converts ../shared/golden/models/<name> into <tmp>/<name>.h5 (path in h5) and loads its
  * expected.json; ids_csv gets prompt_ids as "1,2,3". NULL (after a failed CHECK naming why) on
  * failure. The caller deletes the JSON. */
-cJSON *rd_test_golden_case(const char *shared, const char *name, const char *tmp, char *h5,
+json_t *rd_test_golden_case(const char *shared, const char *name, const char *tmp, char *h5,
                            size_t h5_len, char *ids_csv, size_t ids_len);
 
 /* Writes a Llama config.json at cfg_path (sizes, max_position_embeddings, then `extra`: more

@@ -8,8 +8,8 @@
  * tensors the model does not use (rotary inv_freq buffers, a tied lm_head) are skipped.
  * Random weights are normal with std 0.08 (norm weights uniform in [0.8, 1.2]) from splitmix64
  * seeded per tensor by the seed and the tensor's name, so a tensor's values do not depend on
- * the order of writing or on the other tensors. */
-#include <cjson/cJSON.h>
+ * the order of writing or on the other tensors. An output that is one of the files read is
+ * refused even with --force: the checkpoint is renamed into place and would replace it. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -18,16 +18,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/dtype.h"
+#include "common/json.h"
 #include "runtime/ckpt.h"
 #include "runtime/config.h"
 #include "runtime/gguf_model.h"
 #include "runtime/safetensors.h"
+#include "tools/convert.h"
 
-#define PROG "ropedist-convert"
-#define NAME_LEN 160
+#define PROG RD_CONV_PROG
+#define NAME_LEN RD_CONV_NAME_LEN
 #define RANDOM_STD 0.08
 
 static const char *USAGE =
@@ -39,7 +40,8 @@ static const char *USAGE =
     "\n"
     "  HF_DIR             a Hugging Face folder: config.json and model.safetensors, or the\n"
     "                     shards named by model.safetensors.index.json\n"
-    "  -o, --output FILE  the checkpoint to write (refused if it exists, unless --force)\n"
+    "  -o, --output FILE  the checkpoint to write (refused if it exists, unless --force;\n"
+    "                     always refused when it is one of the files the conversion reads)\n"
     "  --dtype T          store every tensor as fp32, bf16 or fp16 (default: as stored;\n"
     "                     fp32 with --random)\n"
     "  --force            replace an existing output file\n"
@@ -59,17 +61,7 @@ struct options {
     uint64_t seed;
 };
 
-/* One tensor the model needs: name, shape from the config, whether it is a norm weight. */
-struct want {
-    char name[NAME_LEN];
-    int ndim;
-    int64_t dims[2];
-    bool norm;
-    int shard, idx; /* where it is in the Hugging Face files */
-};
-
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void die_usage(const char *fmt, ...)
 {
@@ -80,16 +72,6 @@ static void die_usage(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\n(run " PROG " --help for usage)\n");
     exit(2);
-}
-
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": error: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -155,35 +137,13 @@ static void parse_args(int argc, char **argv, struct options *o)
     }
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-            if (fread(buf, 1, (size_t)n, f) == (size_t)n) buf[n] = 0;
-            else free(buf), buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
-static bool file_exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 /* The tensors of a Llama model in writing order, with their shapes from the config. */
-static struct want *expected_tensors(const struct rd_config *c, int *n_out)
+static struct rd_conv_want *expected_tensors(const struct rd_config *c, int *n_out)
 {
     int64_t D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
     int n = 2 + 9 * c->n_layers + (c->tie_word_embeddings ? 0 : 1);
-    struct want *w = calloc((size_t)n, sizeof *w);
+    struct rd_conv_want *w = calloc((size_t)n, sizeof *w);
     if (!w) return NULL;
     int k = 0;
 #define ADD(nd, d0, d1, isnorm, ...)                                                           \
@@ -209,14 +169,6 @@ static struct want *expected_tensors(const struct rd_config *c, int *n_out)
 #undef ADD
     *n_out = k;
     return w;
-}
-
-static void shape_str(char *buf, size_t n, int ndim, const int64_t *dims)
-{
-    size_t o = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)dims[i]);
-    if (o < n) snprintf(buf + o, n - o, "]");
 }
 
 /* Converts n elements from src (type s) to dst (type d) through a small fp32 scratch. */
@@ -251,7 +203,7 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-static void random_fill(float *x, size_t n, uint64_t seed, const struct want *t)
+static void random_fill(float *x, size_t n, uint64_t seed, const struct rd_conv_want *t)
 {
     uint64_t s = seed ^ fnv1a(t->name);
     if (t->norm) {
@@ -266,180 +218,56 @@ static void random_fill(float *x, size_t n, uint64_t seed, const struct want *t)
     }
 }
 
-/* The config text with "ropedist": {"random_weights": true, "seed": S} merged in. */
+/* The config text with "ropedist": {"random_weights": true, "seed": S} merged in; NULL when
+ * the text is not a JSON object. */
 static char *random_config_text(const char *text, uint64_t seed)
 {
-    cJSON *root = cJSON_Parse(text);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    json_t *root = rd_json_parse(text, strlen(text), 0, NULL, 0);
+    if (!json_is_object(root)) {
+        json_decref(root);
         return NULL;
     }
-    cJSON *rd = cJSON_GetObjectItemCaseSensitive(root, "ropedist");
-    if (!cJSON_IsObject(rd)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "ropedist");
-        rd = cJSON_AddObjectToObject(root, "ropedist");
+    json_t *rd = json_object_get(root, "ropedist");
+    int bad = 0;
+    if (!json_is_object(rd)) {
+        rd = json_object();
+        bad |= json_object_set_new(root, "ropedist", rd);
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(rd, "random_weights");
-    cJSON_DeleteItemFromObjectCaseSensitive(rd, "seed");
-    cJSON_AddBoolToObject(rd, "random_weights", 1);
-    if (seed < (1ull << 53)) {
-        cJSON_AddNumberToObject(rd, "seed", (double)seed);
-    } else { /* a JSON number would round it */
+    bad |= json_object_set_new(rd, "random_weights", json_true());
+    if (seed <= (uint64_t)INT64_MAX) {
+        bad |= json_object_set_new(rd, "seed", json_integer((json_int_t)seed));
+    } else { /* beyond a JSON integer that readers keep exactly */
         char buf[32];
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)seed);
-        cJSON_AddStringToObject(rd, "seed", buf);
+        bad |= json_object_set_new(rd, "seed", json_string(buf));
     }
-    char *out = cJSON_Print(root);
-    cJSON_Delete(root);
+    char *out = bad ? NULL : rd_json_dump(root);
+    json_decref(root);
     return out;
 }
 
-/* ---- Hugging Face folder ---- */
-
-struct hf_source {
-    int n_shards;
-    struct rd_safetensors **shards;
-    char **shard_names;
-};
-
-static void hf_close(struct hf_source *h)
-{
-    for (int i = 0; i < h->n_shards; i++) {
-        rd_st_close(h->shards[i]);
-        free(h->shard_names[i]);
-    }
-    free(h->shards);
-    free(h->shard_names);
-}
-
-static int shard_index(struct hf_source *h, const char *file)
-{
-    for (int i = 0; i < h->n_shards; i++)
-        if (!strcmp(h->shard_names[i], file)) return i;
-    return -1;
-}
-
-static rd_status hf_add_shard(struct hf_source *h, const char *dir, const char *file)
-{
-    if (shard_index(h, file) >= 0) return RD_OK;
-    char path[RD_PATH_MAX], err[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    struct rd_safetensors *st = NULL;
-    rd_status rc = rd_st_open(path, &st, err, sizeof err);
-    if (rc != RD_OK) {
-        fail("%s", err);
-        return rc;
-    }
-    void *a = realloc(h->shards, (size_t)(h->n_shards + 1) * sizeof *h->shards);
-    void *b = a ? realloc(h->shard_names, (size_t)(h->n_shards + 1) * sizeof(char *)) : NULL;
-    if (a) h->shards = a;
-    if (b) h->shard_names = b;
-    char *name = strdup(file);
-    if (!a || !b || !name) {
-        free(name);
-        rd_st_close(st);
-        fail("out of memory");
-        return RD_ERR_OOM;
-    }
-    h->shards[h->n_shards] = st;
-    h->shard_names[h->n_shards++] = name;
-    return RD_OK;
-}
-
-/* Opens the safetensors files of dir and finds every wanted tensor, checking shapes. */
-static rd_status hf_open(struct hf_source *h, const char *dir, struct want *want, int n_want,
-                         bool tied)
-{
-    char path[RD_PATH_MAX];
-    cJSON *index = NULL;
-    rd_status rc = RD_OK;
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    if (file_exists(path)) {
-        char *txt = read_text(path);
-        index = txt ? cJSON_Parse(txt) : NULL;
-        free(txt);
-        cJSON *map = cJSON_GetObjectItemCaseSensitive(index, "weight_map");
-        if (!cJSON_IsObject(map)) {
-            fail("%s: not JSON with a \"weight_map\" object", path);
-            cJSON_Delete(index);
-            return RD_ERR_FORMAT;
-        }
-        const cJSON *e;
-        cJSON_ArrayForEach(e, map)
-        {
-            if (!cJSON_IsString(e) || strstr(e->valuestring, "..")) {
-                fail("%s: weight_map entry '%s' is not a file name in the folder", path,
-                     e->string);
-                cJSON_Delete(index);
-                return RD_ERR_FORMAT;
-            }
-            if ((rc = hf_add_shard(h, dir, e->valuestring)) != RD_OK) {
-                cJSON_Delete(index);
-                return rc;
-            }
-        }
-    } else {
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        if (!file_exists(path)) {
-            fail("%s has neither model.safetensors nor model.safetensors.index.json", dir);
-            return RD_ERR_IO;
-        }
-        RD_TRY(hf_add_shard(h, dir, "model.safetensors"));
-    }
-    cJSON *map = cJSON_GetObjectItemCaseSensitive(index, "weight_map");
-    for (int k = 0; k < n_want && rc == RD_OK; k++) {
-        struct want *w = &want[k];
-        w->shard = -1;
-        if (map) {
-            const cJSON *f = cJSON_GetObjectItemCaseSensitive(map, w->name);
-            w->shard = f ? shard_index(h, f->valuestring) : -1;
-        } else {
-            w->shard = 0;
-        }
-        w->idx = w->shard >= 0 ? rd_st_find(h->shards[w->shard], w->name) : -1;
-        if (w->idx < 0) {
-            fail("tensor '%s' is missing from %s%s", w->name, dir,
-                 w->shard >= 0 && map ? " (not in the shard the index names)" : "");
-            rc = RD_ERR_FORMAT;
-            break;
-        }
-        const struct rd_st_tensor *t = &h->shards[w->shard]->tensors[w->idx];
-        bool ok = t->ndim == w->ndim && t->shape[0] == w->dims[0] &&
-                  (w->ndim == 1 || t->shape[1] == w->dims[1]);
-        if (!ok) {
-            char got[96], exp[64];
-            shape_str(got, sizeof got, t->ndim, t->shape);
-            shape_str(exp, sizeof exp, w->ndim, w->dims);
-            fail("tensor '%s' in %s has shape %s, but the config needs %s", w->name,
-                 h->shard_names[w->shard], got, exp);
-            rc = RD_ERR_FORMAT;
-        }
-    }
-    /* tensors the model will not use: biases would silently change results, so refuse */
-    for (int s = 0; s < h->n_shards && rc == RD_OK; s++) {
-        for (int i = 0; i < h->shards[s]->n_tensors && rc == RD_OK; i++) {
-            const char *name = h->shards[s]->tensors[i].name;
-            bool used = false;
-            for (int k = 0; k < n_want && !used; k++) used = !strcmp(want[k].name, name);
-            if (used) continue;
-            size_t len = strlen(name);
-            if (len > 5 && !strcmp(name + len - 5, ".bias")) {
-                fail("tensor '%s': ropedist's Llama has no bias terms (attention_bias/mlp_bias "
-                     "models are not supported)",
-                     name);
-                rc = RD_ERR_UNSUPPORTED;
-            } else if (!strstr(name, "rotary_emb.inv_freq") &&
-                       !(tied && !strcmp(name, "lm_head.weight"))) {
-                fprintf(stderr, PROG ": note: skipping tensor '%s' (not used by the model)\n",
-                        name);
-            }
-        }
-    }
-    cJSON_Delete(index);
-    return rc;
-}
-
 /* ---- main ---- */
+
+/* Whether the output is one of the files read: the config (or GGUF), the index, the shards. */
+static bool output_is_input(const char *output, const char *cfg_path, const struct rd_conv_hf *hf,
+                            const char *dir)
+{
+    int n = 0;
+    char **paths = calloc((size_t)hf->n_shards + 2, sizeof *paths);
+    bool ok = paths && (paths[n++] = strdup(cfg_path));
+    if (ok && hf->index_path) ok = (paths[n++] = strdup(hf->index_path)) != NULL;
+    for (int i = 0; ok && i < hf->n_shards; i++) {
+        size_t len = strlen(dir) + strlen(hf->shard_names[i]) + 2;
+        ok = (paths[n] = malloc(len)) != NULL;
+        if (ok) snprintf(paths[n++], len, "%s/%s", dir, hf->shard_names[i]);
+    }
+    bool is_input = true; /* out of memory: refuse rather than risk the input */
+    if (ok) is_input = rd_conv_output_is_input(output, (const char *const *)paths, n);
+    else rd_conv_fail("out of memory");
+    for (int i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    return is_input;
+}
 
 int main(int argc, char **argv)
 {
@@ -457,52 +285,54 @@ int main(int argc, char **argv)
     rd_status cst = gguf ? rd_gguf_model_load_config(cfg_path, &cfg, err, sizeof err)
                          : rd_config_load(cfg_path, &cfg, err, sizeof err);
     if (cst != RD_OK) {
-        fail("%s", err[0] ? err : cfg_path);
+        rd_conv_fail("%s", err[0] ? err : cfg_path);
         return 1;
     }
     if (gguf) {
         cfg.checkpoint_path[0] = 0;
         if (rd_weights_open_gguf(o.hf_dir, &gsrc, err, sizeof err) != RD_OK) {
-            fail("%s", err);
+            rd_conv_fail("%s", err);
             return 1;
         }
     }
     /* a GGUF's config is written out from its metadata (with rope_style gptj) */
-    char *cfg_text = gguf ? rd_config_to_json(&cfg) : read_text(cfg_path);
+    char *cfg_text = gguf ? rd_config_to_json(&cfg) : rd_conv_read_text(cfg_path, NULL);
     if (!cfg_text) {
-        fail("cannot read %s", cfg_path);
+        rd_conv_fail("cannot read %s", cfg_path);
         return 1;
     }
     if (o.random) {
         char *t = random_config_text(cfg_text, o.seed);
         free(cfg_text);
         if (!(cfg_text = t)) {
-            fail("%s: not a JSON object", cfg_path);
+            rd_conv_fail("%s: not a JSON object", cfg_path);
             return 1;
         }
     }
 
     int n_want = 0;
-    struct want *want = expected_tensors(&cfg, &n_want);
-    struct hf_source hf = {0};
+    struct rd_conv_want *want = expected_tensors(&cfg, &n_want);
+    struct rd_conv_hf hf = {0};
     struct rd_ckpt_writer *w = NULL;
     void *raw = NULL, *out = NULL;
     int status = 1;
     if (!want) {
-        fail("out of memory");
+        rd_conv_fail("out of memory");
         goto done;
     }
-    if (!o.random && !gguf && hf_open(&hf, o.hf_dir, want, n_want, cfg.tie_word_embeddings) != RD_OK)
+    if (!o.random && !gguf &&
+        rd_conv_hf_open(&hf, o.hf_dir, want, n_want, cfg.tie_word_embeddings) != RD_OK)
         goto done;
+    if (output_is_input(o.output, cfg_path, &hf, o.hf_dir)) goto done;
 
     if (rd_ckpt_create(o.output, o.force, cfg_text, &w, err, sizeof err) != RD_OK) {
-        fail("%s", err);
+        rd_conv_fail("%s", err);
         goto done;
     }
     uint64_t total_bytes = 0;
     int per_dtype[3] = {0, 0, 0};
     for (int k = 0; k < n_want; k++) {
-        const struct want *t = &want[k];
+        const struct rd_conv_want *t = &want[k];
         size_t n = (size_t)t->dims[0] * (size_t)t->dims[1];
         enum rd_dtype src_dt, dst_dt;
         if (o.random || gguf) { /* GGUF tensors are read (dequantized) as fp32 */
@@ -514,7 +344,7 @@ int main(int argc, char **argv)
         }
         raw = malloc(n * rd_dtype_size(src_dt) + 1);
         if (!raw) {
-            fail("out of memory for tensor '%s'", t->name);
+            rd_conv_fail("out of memory for tensor '%s'", t->name);
             goto done;
         }
         if (o.random) {
@@ -524,30 +354,30 @@ int main(int argc, char **argv)
             int64_t dims[2];
             if (gsrc.shape(gsrc.ctx, t->name, &nd, dims, err, sizeof err) != RD_OK ||
                 nd != t->ndim || dims[0] != t->dims[0] || (nd == 2 && dims[1] != t->dims[1])) {
-                fail("%s", err[0] ? err : "GGUF tensor shape does not match its metadata");
+                rd_conv_fail("%s", err[0] ? err : "GGUF tensor shape does not match its metadata");
                 goto done;
             }
             if (gsrc.read(gsrc.ctx, t->name, 0, nd == 2 ? dims[0] : 1, 0,
                           nd == 2 ? dims[1] : dims[0], raw, err, sizeof err) != RD_OK) {
-                fail("%s", err);
+                rd_conv_fail("%s", err);
                 goto done;
             }
         } else if (rd_st_read(hf.shards[t->shard], t->idx, raw) != RD_OK) {
-            fail("cannot read tensor '%s' from %s/%s", t->name, o.hf_dir,
+            rd_conv_fail("cannot read tensor '%s' from %s/%s", t->name, o.hf_dir,
                  hf.shard_names[t->shard]);
             goto done;
         }
         const void *data = raw;
         if (dst_dt != src_dt) {
             if (!(out = malloc(n * rd_dtype_size(dst_dt) + 1))) {
-                fail("out of memory for tensor '%s'", t->name);
+                rd_conv_fail("out of memory for tensor '%s'", t->name);
                 goto done;
             }
             convert(out, dst_dt, raw, src_dt, n);
             data = out;
         }
         if (rd_ckpt_write(w, t->name, t->ndim, t->dims, dst_dt, data) != RD_OK) {
-            fail("%s", rd_ckpt_writer_error(w));
+            rd_conv_fail("%s", rd_ckpt_writer_error(w));
             goto done;
         }
         free(raw), raw = NULL;
@@ -558,7 +388,7 @@ int main(int argc, char **argv)
     struct rd_ckpt_writer *pending = w;
     w = NULL;
     if (rd_ckpt_finish(pending, err, sizeof err) != RD_OK) {
-        fail("%s", err);
+        rd_conv_fail("%s", err);
         goto done;
     }
     char dts[96] = "";
@@ -575,7 +405,7 @@ done:
     free(raw);
     free(out);
     rd_ckpt_abort(w);
-    hf_close(&hf);
+    rd_conv_hf_close(&hf);
     if (gsrc.close) gsrc.close(gsrc.ctx);
     free(want);
     free(cfg_text);

@@ -6,12 +6,13 @@
  * FILE is a tokenizer.json or a .gguf. --special adds BOS/EOS as the tokenizer's post-processor
  * does. The text is taken byte for byte (no newline is stripped); decoded text is written
  * without a trailing newline. */
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
+#include "common/json.h"
 #include "runtime/tokenizer.h"
 
 static void usage(FILE *f)
@@ -91,19 +92,20 @@ int main(int argc, char **argv)
     }
     int rc = 0;
     if (decode) {
-        cJSON *j = cJSON_Parse(in);
-        int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : -1;
+        json_t *j = rd_json_parse(in, len, 0, NULL, 0);
+        size_t count = json_is_array(j) ? json_array_size(j) : 0;
+        int n = json_is_array(j) && count < INT_MAX / 8 ? (int)count : -1;
         int32_t *ids = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
-        int i = 0;
-        const cJSON *e;
-        cJSON *list = (n > 0 && ids) ? j : NULL;
-        cJSON_ArrayForEach(e, list) { /* a linked list: walk it, never index */
-            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 2147483647.0 ||
-                e->valuedouble != (double)(int32_t)e->valuedouble) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(ids && n > 0 ? j : NULL, i, e)
+        {
+            int64_t id;
+            if (!rd_json_int(e, 0, INT32_MAX, &id)) {
                 n = -1;
                 break;
             }
-            ids[i++] = (int32_t)e->valuedouble;
+            ids[i] = (int32_t)id;
         }
         char *text = NULL;
         size_t tl = 0;
@@ -119,7 +121,7 @@ int main(int argc, char **argv)
         }
         free(text);
         free(ids);
-        cJSON_Delete(j);
+        json_decref(j);
     } else {
         int32_t *ids = NULL;
         int n = 0;

@@ -307,6 +307,25 @@ static void cpu_destroy(struct rd_backend *be)
     free(be);
 }
 
+/* MemAvailable and MemTotal of /proc/meminfo */
+static rd_status cpu_mem_info(struct rd_backend *be, size_t *free_bytes, size_t *total_bytes)
+{
+    (void)be;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return RD_ERR_UNSUPPORTED;
+    char line[256];
+    unsigned long long avail = 0, total = 0, kb;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) avail = kb * 1024;
+        else if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) total = kb * 1024;
+    }
+    fclose(f);
+    if (!avail || !total) return RD_ERR_UNSUPPORTED;
+    *free_bytes = (size_t)avail;
+    *total_bytes = (size_t)total;
+    return RD_OK;
+}
+
 static const struct rd_ops k_cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -327,6 +346,7 @@ static const struct rd_ops k_cpu_ops = {
     .rope_attention = rd_cpu_rope_attention,
     .copy = cpu_copy,
     .topk = cpu_topk,
+    .mem_info = cpu_mem_info,
 };
 
 int rd_backend_cpu_allowed_cpus(void)

@@ -2,12 +2,15 @@
  *
  *   decode  (T <= RD_ATTN_DECODE_MAX_T, default 64): one fused launch (+ a split-K merge
  *           for long contexts), attn_decode.cu;
- *   prefill (larger T): kv store + tiled online-softmax attention, attn_prefill.cu.
+ *   prefill (larger T): kv store (attn_prefill.cu), then attention on tensor cores for
+ *           bf16/fp16 (attn_prefill_mma.cu) or the scalar tiled kernel (fp32, attention
+ *           sinks, head dims whose rows are not 16-byte multiples; attn_prefill.cu).
  *
  * Both paths are correct for any call (several tokens per sequence, flat batches of several
  * sequences, chunked prefill); the choice is only about speed. RD_ATTN_PATH=decode|prefill
  * forces one (the decode path still needs T <= 64), which the gpu tests use to run every case
- * through both kernels; RD_ATTN_SPLITS=N forces the decode split count. Both paths implement
+ * through both kernels, and RD_ATTN_PATH=prefill_scalar the scalar prefill kernel;
+ * RD_ATTN_SPLITS=N forces the decode split count. Both paths implement
  * attention sinks (window > 0: keys stored unrotated, rotated when read; see ops.h).
  *
  * Dimension legend: T tokens, H / Hkv heads, Dh head dim. */
@@ -40,7 +43,8 @@ extern "C" rd_status rd_cuda_rope_attention(struct rd_backend *be, const struct 
     int decode_max = rd_env_int("RD_ATTN_DECODE_MAX_T", ATTN_DECODE_MAX_T);
     if (decode_max > ATTN_DECODE_MAX_T) decode_max = ATTN_DECODE_MAX_T;
     bool decode = p->T <= decode_max;
+    const bool scalar = !strcmp(path, "prefill_scalar");
     if (!strcmp(path, "decode")) decode = p->T <= ATTN_DECODE_MAX_T;
-    else if (!strcmp(path, "prefill")) decode = false;
-    return decode ? rd_attn_decode(be, *p) : rd_attn_prefill(be, *p);
+    else if (!strcmp(path, "prefill") || scalar) decode = false;
+    return decode ? rd_attn_decode(be, *p) : rd_attn_prefill(be, *p, !scalar);
 }

@@ -1,7 +1,7 @@
 /* Private to the attention kernels (attn_decode.cu, attn_prefill.cu, attention.cu): the rope
  * rotation of one element, the key position of a cache entry with attention sinks, the
- * paged-cache address of a logical entry, the q.k dot products of one key (stored rotated, or
- * rotated on the fly) against a few query rows, and the launchers' declarations.
+ * paged-cache address of a logical entry, the q.k dot products of one key against a few query
+ * rows (scalar prefill), and the launchers' declarations.
  *
  * Dimension legend: T new tokens, H / Hkv query / kv heads of this rank, G = H / Hkv query
  * heads per kv head, Dh head dim, B block size, S sequence slots. */
@@ -120,41 +120,18 @@ static __device__ __forceinline__ void dot_rows(const T *k, const float *q_s, in
     }
 }
 
-/* s[r] += q_s[r][:] . rope(k, kpos)[:] for a key row k stored unrotated (T-typed, read by one
- * thread), rotated here pair by pair (one sincos per pair) and rounded to T, i.e. exactly the
- * values a store of the rotated key would hold. Used for this call's own keys (read from qkv)
- * and, with attention sinks, for every key. */
-template <typename T, int R>
-static __device__ __forceinline__ void dot_rows_rope(const T *k, int kpos, const float *q_s,
-                                                     int qstride, const rd_attn_params &p,
-                                                     float (&s)[R])
-{
-    const int half = p.rotary_dim >> 1;
-    const bool gptj = p.style == RD_ROPE_GPTJ;
-    for (int i = 0; i < half; i++) {
-        const int d0 = gptj ? 2 * i : i, d1 = gptj ? 2 * i + 1 : i + half;
-        float c, sn;
-        rope_cs(kpos, i, p, c, sn);
-        const float x0 = to_f32(k[d0]), x1 = to_f32(k[d1]);
-        const float y0 = round_to<T>(rope_apply(x0, x1, -1.0f, c, sn));
-        const float y1 = round_to<T>(rope_apply(x1, x0, 1.0f, c, sn));
-#pragma unroll
-        for (int r = 0; r < R; r++) s[r] += q_s[r * qstride + d0] * y0 + q_s[r * qstride + d1] * y1;
-    }
-    for (int d = p.rotary_dim; d < p.Dh; d++) {
-        const float kd = to_f32(k[d]);
-#pragma unroll
-        for (int r = 0; r < R; r++) s[r] += q_s[r * qstride + d] * kd;
-    }
-}
-
 /* dims per lane for the output accumulators: lane l owns dims [l*DPL, l*DPL + DPL) */
 static inline int attn_dpl(int Dh) { return Dh <= 32 ? 1 : Dh <= 64 ? 2 : Dh <= 128 ? 4 : 8; }
 /* q rows in shared memory: fp32, padded to a multiple of 8 with zeros (16-byte aligned rows) */
 static inline int attn_qstride(int Dh) { return (Dh + 7) / 8 * 8; }
 
-/* launchers (attn_decode.cu, attn_prefill.cu); p is validated by the entry (attention.cu) */
+/* launchers (attn_decode.cu, attn_prefill.cu, attn_prefill_mma.cu); p is validated by the
+ * entry (attention.cu). rd_attn_prefill stores the call's k/v, then runs the tensor-core
+ * kernel when tensor_cores is set and rd_attn_prefill_mma_ok says it takes the call, else the
+ * scalar one. */
 rd_status rd_attn_decode(struct rd_backend *be, const rd_attn_params &p);
-rd_status rd_attn_prefill(struct rd_backend *be, const rd_attn_params &p);
+rd_status rd_attn_prefill(struct rd_backend *be, const rd_attn_params &p, bool tensor_cores);
+bool rd_attn_prefill_mma_ok(struct rd_backend *be, const rd_attn_params &p);
+rd_status rd_attn_prefill_mma(struct rd_backend *be, const rd_attn_params &p);
 
 #endif

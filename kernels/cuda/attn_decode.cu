@@ -4,62 +4,99 @@
  *
  * Grid (splits, Hkv * hchunks, T): one block per token, kv head, chunk of up to R of the G
  * query heads sharing that kv head (so K/V are read once for all of them) and split of the
- * context. Inside, 4 warps take 32-key tiles in turn; a lane scores one key against the R
- * rotated q rows (kept in shared memory, fp32), the warp does the online softmax per row and
- * accumulates P.V with each lane owning DPL output dims; the warps merge in shared memory.
+ * context. The split count is chosen so that a launch fills the GPU with resident blocks in
+ * whole waves (decode_splits), since a decode step is a pure read of the cache and only a full
+ * GPU has the memory parallelism to read it at bandwidth.
+ *
+ * Inside a block (4 warps), L lanes cooperate on one key row: lane `sub` of a key slot holds
+ * the 16-byte pieces sub, sub + L, ... of the row (DH / (16 / sizeof(T)) pieces in all, L at
+ * most 32), so a warp's load instruction reads whole rows of consecutive 16-byte pieces and
+ * every 32-byte sector it fetches is used. A warp thus works on 32 / L keys at once and, per
+ * iteration, on U of those groups, issuing all their K and V loads before using any. The lane
+ * holds q (rotated once per block, scaled by softmax scale * log2(e)) for its dims of the R
+ * rows in registers; the partial dot products are summed over the L lanes by xor shuffles;
+ * each key slot keeps its own online softmax (running max, sum, and the P.V accumulators of
+ * its dims, in registers) and the slots and then the warps are merged at the end. DH (the head
+ * dim rounded up to 32, 64, 128 or 256) is a template parameter, so the row loop is unrolled.
  *
  * Visibility of this call's own k/v without a second kernel: block (t, g, split 0, chunk 0)
  * stores token t's rotated k and v. Every block first lists the tokens of this call that
  * belong to its sequence and whose slot it attends to (slot < n_ctx; its own token included).
- * Keys at those slots are never read from the cache: the lane rotates that token's k from
- * qkv in registers (rounded to the dtype exactly as stored) and reads its v from qkv. So no
- * block reads a cache entry that this launch writes, whatever the mix of tokens (one per
- * sequence, several per sequence, chunk of a prompt), and the result is the one a store
- * followed by a read would give. Assumption (also of the cpu backend): cache blocks written by
- * a call are not shared with another sequence's context. The list holds at most T entries, so
- * this path is taken only for T <= ATTN_DECODE_MAX_T.
+ * Keys at those slots are never read from the cache: they are rotated from qkv (rounded to the
+ * dtype exactly as stored) and their v is read from qkv. So no block reads a cache entry that
+ * this launch writes, whatever the mix of tokens, and the result is the one a store followed by
+ * a read would give. Assumption (also of the cpu backend): cache blocks written by a call are
+ * not shared with another sequence's context. The list holds at most T entries, so this path is
+ * taken only for T <= ATTN_DECODE_MAX_T. A warp iteration whose keys all come from the cache
+ * (the common case: every key below the first in-call slot, no sinks) takes the fast path of
+ * plain vector loads; the others rotate element by element.
  *
  * Attention sinks (window > 0, see ops.h): k is stored unrotated and every key, from the cache
  * or from qkv, is rotated as it is scored, at the position sink_key_pos gives for this block's
- * token (pair by pair in dot_rows_rope, rounded to the dtype as a stored key would be).
+ * token, rounded to the dtype as a stored key would be.
  *
- * Dimension legend: T tokens, H / Hkv heads, G = H / Hkv, R q rows per block (<= 8),
- * Dh head dim, DPL dims per lane (Dh <= 32 * DPL), S sequence slots, B block size. */
+ * Dimension legend: T tokens, H / Hkv heads, G = H / Hkv, R q rows per block (<= 8), Dh head
+ * dim (DH rounded up), L lanes per key, DPL dims per lane, U key groups per warp iteration. */
 #include "kernels/cuda/attn_common.cuh"
+
+#define DECODE_MIN_CHUNK 32 /* keys per split at least: one block iteration */
 
 struct decode_params {
     rd_attn_params a;
     int hchunks;  /* ceil(G / R) */
     int splits;   /* context splits (gridDim.x) */
-    int chunk;    /* keys per split, a multiple of ATTN_TILE */
-    int qstride;  /* floats per q row in shared memory */
-    int vec;      /* K rows are 16-byte aligned with Dh a multiple of 16 / sizeof(T) */
+    int chunk;    /* keys per split */
+    int vec;      /* cache and qkv rows 16-byte aligned (Dh a multiple of 16 / sizeof(T)) */
+    float qscale; /* softmax scale * log2(e): scores are kept in the log2 domain */
     float *ws;    /* splits > 1: partials [splits, T, H, Dh + 2] = (m, l, acc[Dh]) */
 };
 
-template <typename T, int DPL, int R>
-static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode_kernel(const decode_params dp)
+/* the 16-byte piece of a T row starting at element e0 (zeros past n elements); vec: the row is
+ * 16-byte aligned and n a multiple of the piece */
+template <typename T>
+static __device__ __forceinline__ uint4 load_piece(const T *__restrict__ row, int e0, int n,
+                                                   bool vec)
 {
+    constexpr int V = 16 / sizeof(T);
+    if (e0 >= n) return make_uint4(0u, 0u, 0u, 0u);
+    if (vec) return *reinterpret_cast<const uint4 *>(row + e0);
+    float f[V];
+#pragma unroll
+    for (int x = 0; x < V; x++) f[x] = e0 + x < n ? to_f32(row[e0 + x]) : 0.0f;
+    return pack_of<T, V>(f);
+}
+
+template <typename T, int DH, int R, int U>
+static __global__ void __launch_bounds__(ATTN_WARPS * 32, R >= 8 ? 2 : 3)
+    attn_decode_kernel(const decode_params dp)
+{
+    constexpr int VEC = 16 / sizeof(T);
+    constexpr int L = DH / VEC < 32 ? DH / VEC : 32; /* lanes per key row */
+    constexpr int NV = DH / (VEC * L);              /* 16-byte pieces per lane */
+    constexpr int DPL = NV * VEC;                    /* dims per lane */
+    constexpr int KPW = 32 / L;                      /* keys per warp step */
+    constexpr int KPI = KPW * U;                     /* keys per warp iteration */
     const rd_attn_params &p = dp.a;
     const unsigned full = 0xffffffffu;
     const int t = blockIdx.z, split = blockIdx.x;
     const int g = blockIdx.y / dp.hchunks, hc = blockIdx.y % dp.hchunks;
-    const int G = p.H / p.Hkv, Dh = p.Dh, qs = dp.qstride;
+    const int G = p.H / p.Hkv, Dh = p.Dh;
     const int h0 = g * G + hc * R;
     const int n_rows = min(R, G - hc * R);
     const size_t W = (size_t)(p.H + 2 * p.Hkv) * Dh;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int kslot = lane / L, sub = lane % L;
 
-    extern __shared__ float4 smem_f4[];
-    float *q_s = reinterpret_cast<float *>(smem_f4);         /* [R][qs] rotated q */
-    float *acc_s = q_s + R * qs;                             /* [warps][R][qs] */
-    float *ml_s = acc_s + ATTN_WARPS * R * qs;               /* [warps][R][2] (m, l) */
+    RD_DYN_SMEM(float4, smem_f4);
+    float *q_s = reinterpret_cast<float *>(smem_f4);          /* [R][DH] rotated, scaled q */
+    float *acc_s = q_s + R * DH;                              /* [warps][R][DH] */
+    float *ml_s = acc_s + ATTN_WARPS * R * DH;                /* [warps][R][2] (m, l) */
     int *lst_slot = reinterpret_cast<int *>(ml_s + ATTN_WARPS * R * 2); /* [ATTN_DECODE_MAX_T] */
     int *lst_tok = lst_slot + ATTN_DECODE_MAX_T;
     __shared__ int n_list, min_slot;
 
     const int seq = p.seq_d[t], n_ctx = p.n_ctx_d[t], pos = p.pos_d[t];
-    const T *qkv = static_cast<const T *>(p.qkv_d);
+    const T *__restrict__ qkv = static_cast<const T *>(p.qkv_d);
     const T *qkv_t = qkv + (size_t)t * W;
     T *kc = static_cast<T *>(p.k_cache_d);
     T *vc = static_cast<T *>(p.v_cache_d);
@@ -88,12 +125,12 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode_kernel(con
         if (lane == 0) n_list = min(n, ATTN_DECODE_MAX_T), min_slot = mn;
     }
 
-    /* 2. this block's q rows, rotated and rounded to the dtype (zeros past Dh and n_rows) */
-    for (int idx = threadIdx.x; idx < R * qs; idx += blockDim.x) {
-        const int r = idx / qs, d = idx % qs;
+    /* 2. this block's q rows, rotated, rounded to the dtype and scaled (zeros past Dh, n_rows) */
+    for (int idx = threadIdx.x; idx < R * DH; idx += blockDim.x) {
+        const int r = idx / DH, d = idx % DH;
         float v = 0.0f;
         if (r < n_rows && d < Dh)
-            v = round_to<T>(rope_elem(qkv_t + (size_t)(h0 + r) * Dh, d, pos, p));
+            v = round_to<T>(rope_elem(qkv_t + (size_t)(h0 + r) * Dh, d, pos, p)) * dp.qscale;
         q_s[idx] = v;
     }
 
@@ -111,10 +148,18 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode_kernel(con
     }
     __syncthreads();
 
-    /* 4. attend over this split's keys [begin, end) */
+    /* 4. attend over this split's keys [begin, end): this lane's dims of q in registers */
+    float q[R][DPL];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+#pragma unroll
+            for (int x = 0; x < VEC; x++) q[r][v * VEC + x] = q_s[r * DH + (v * L + sub) * VEC + x];
     const int begin = split * dp.chunk;
     const int end = min(begin + dp.chunk, n_ctx);
     const int nl = n_list, ms = min_slot;
+    const bool vec = dp.vec != 0;
     float m[R], l[R], acc[R][DPL];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -123,79 +168,139 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode_kernel(con
         for (int i = 0; i < DPL; i++) acc[r][i] = 0.0f;
     }
 
-    for (int j0 = begin + warp * ATTN_TILE; j0 < end; j0 += ATTN_WARPS * ATTN_TILE) {
-        const int j = j0 + lane;
-        const bool valid = j < end;
-        const T *krow = nullptr, *vrow = nullptr;
-        int src = -1; /* token of this call that provides key j, or -1: the cache does */
-        if (valid) {
-            if (j >= ms)
-                for (int e = 0; e < nl; e++)
-                    if (lst_slot[e] == j) src = lst_tok[e];
-            if (src < 0) {
-                const size_t off = cache_off(p, seq, j, g);
-                krow = kc + off, vrow = vc + off;
-            } else {
-                krow = qkv + (size_t)src * W + (size_t)(p.H + g) * Dh;
-                vrow = qkv + (size_t)src * W + (size_t)(p.H + p.Hkv + g) * Dh;
+    for (int jb = begin + warp * KPI; jb < end; jb += ATTN_WARPS * KPI) {
+        float s[U][R], vf[U][DPL];
+        bool valid[U];
+        if (!sinks && min(jb + KPI, end) <= ms) {
+            /* fast path: every key of the iteration from the cache, stored rotated */
+            uint4 kr[U][NV], vr[U][NV];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int j = jb + u * KPW + kslot;
+                valid[u] = j < end;
+                const size_t off = valid[u] ? cache_off(p, seq, j, g) : 0;
+#pragma unroll
+                for (int v = 0; v < NV; v++) {
+                    const int e0 = (v * L + sub) * VEC;
+                    kr[u][v] = load_piece<T>(kc + off, valid[u] ? e0 : Dh, Dh, vec);
+                    vr[u][v] = load_piece<T>(vc + off, valid[u] ? e0 : Dh, Dh, vec);
+                }
             }
-        }
-        float s[R];
 #pragma unroll
-        for (int r = 0; r < R; r++) s[r] = 0.0f;
-        if (valid) {
-            if (sinks) /* every key unrotated: rotate at its position behind this query */
-                dot_rows_rope<T, R>(krow, sink_key_pos(p, j, pos, my_slot), q_s, qs, p, s);
-            else if (src < 0)
-                dot_rows<T, R>(krow, q_s, qs, Dh, dp.vec, s);
-            else /* rotate the in-call key as the store does, rounded to the dtype */
-                dot_rows_rope<T, R>(krow, p.pos_d[src], q_s, qs, p, s);
-        }
-        /* online softmax; the tile's lane 0 is valid, so every row max is finite */
+            for (int u = 0; u < U; u++) {
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            const float sr = valid ? s[r] * p.scale : -INFINITY;
-            const float mnew = fmaxf(m[r], warp_max(sr));
-            const float corr = expf(m[r] - mnew);
-            const float pr = valid ? expf(sr - mnew) : 0.0f;
-            l[r] = l[r] * corr + pr;
+                for (int r = 0; r < R; r++) s[u][r] = 0.0f;
 #pragma unroll
-            for (int i = 0; i < DPL; i++) acc[r][i] *= corr;
-            m[r] = mnew;
-            s[r] = pr;
-        }
-        /* P.V: key kk's probabilities and v row come from lane kk */
-        const int n_valid = min(ATTN_TILE, end - j0);
-        for (int kk = 0; kk < n_valid; kk++) {
-            const T *vr = reinterpret_cast<const T *>(
-                __shfl_sync(full, reinterpret_cast<unsigned long long>(vrow), kk));
-            float pk[R];
+                for (int v = 0; v < NV; v++) {
 #pragma unroll
-            for (int r = 0; r < R; r++) pk[r] = __shfl_sync(full, s[r], kk);
+                    for (int x = 0; x < VEC; x++) {
+                        const float kx = elem_of<T>(kr[u][v], x);
+                        vf[u][v * VEC + x] = elem_of<T>(vr[u][v], x);
 #pragma unroll
-            for (int i = 0; i < DPL; i++) {
-                const int d = lane * DPL + i;
-                if (d < Dh) {
-                    const float v = to_f32(vr[d]);
+                        for (int r = 0; r < R; r++) s[u][r] += q[r][v * VEC + x] * kx;
+                    }
+                }
+            }
+        } else {
+            /* keys of this call (rotated from qkv) or with sinks (rotated when read) */
 #pragma unroll
-                    for (int r = 0; r < R; r++) acc[r][i] += pk[r] * v;
+            for (int u = 0; u < U; u++) {
+                const int j = jb + u * KPW + kslot;
+                valid[u] = j < end;
+                int src = -1; /* token of this call that provides key j, or -1: the cache */
+                if (valid[u] && j >= ms)
+                    for (int e = 0; e < nl; e++)
+                        if (lst_slot[e] == j) src = lst_tok[e];
+                const T *krow = kc, *vrow = vc;
+                if (valid[u] && src < 0) {
+                    const size_t off = cache_off(p, seq, j, g);
+                    krow = kc + off, vrow = vc + off;
+                } else if (valid[u]) {
+                    krow = qkv + (size_t)src * W + (size_t)(p.H + g) * Dh;
+                    vrow = qkv + (size_t)src * W + (size_t)(p.H + p.Hkv + g) * Dh;
+                }
+                const bool rotate = valid[u] && (sinks || src >= 0);
+                const int kpos = !rotate ? 0 : sinks ? sink_key_pos(p, j, pos, my_slot)
+                                                     : p.pos_d[src];
+#pragma unroll
+                for (int r = 0; r < R; r++) s[u][r] = 0.0f;
+#pragma unroll
+                for (int v = 0; v < NV; v++) {
+                    const int e0 = (v * L + sub) * VEC;
+                    const uint4 kp = load_piece<T>(krow, valid[u] ? e0 : Dh, Dh, vec);
+                    const uint4 vp = load_piece<T>(vrow, valid[u] ? e0 : Dh, Dh, vec);
+#pragma unroll
+                    for (int x = 0; x < VEC; x++) {
+                        const int d = e0 + x;
+                        const float kx = rotate && d < Dh ? round_to<T>(rope_elem(krow, d, kpos, p))
+                                                          : elem_of<T>(kp, x);
+                        vf[u][v * VEC + x] = elem_of<T>(vp, x);
+#pragma unroll
+                        for (int r = 0; r < R; r++) s[u][r] += q[r][v * VEC + x] * kx;
+                    }
                 }
             }
         }
+        /* the full dot products: sum over the L lanes of each key slot */
+#pragma unroll
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int o = L / 2; o > 0; o >>= 1) s[u][r] += __shfl_xor_sync(full, s[u][r], o);
+        /* online softmax of this key slot, in the log2 domain */
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int u = 0; u < U; u++) mx = valid[u] ? fmaxf(mx, s[u][r]) : mx;
+            const float mnew = fmaxf(m[r], mx);
+            if (mnew == -INFINITY) continue; /* no valid key yet */
+            const float corr = exp2f(m[r] - mnew);
+            l[r] *= corr;
+#pragma unroll
+            for (int i = 0; i < DPL; i++) acc[r][i] *= corr;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const float pr = valid[u] ? exp2f(s[u][r] - mnew) : 0.0f;
+                l[r] += pr;
+#pragma unroll
+                for (int i = 0; i < DPL; i++) acc[r][i] += pr * vf[u][i];
+            }
+            m[r] = mnew;
+        }
     }
 
-    /* 5. merge the warps, then write the output (one split) or this split's partial */
+    /* 5. merge the key slots of the warp (xor over the slot bits), then the warps */
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        const float lr = warp_sum(l[r]);
-        if (lane == 0) {
-            ml_s[(warp * R + r) * 2] = m[r];
-            ml_s[(warp * R + r) * 2 + 1] = lr;
+    for (int o = L; o < 32; o <<= 1) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const float mo = __shfl_xor_sync(full, m[r], o), lo = __shfl_xor_sync(full, l[r], o);
+            const float M = fmaxf(m[r], mo);
+            const float f1 = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - M);
+            const float f2 = mo == -INFINITY ? 0.0f : exp2f(mo - M);
+            l[r] = l[r] * f1 + lo * f2;
+#pragma unroll
+            for (int i = 0; i < DPL; i++) {
+                const float ao = __shfl_xor_sync(full, acc[r][i], o);
+                acc[r][i] = acc[r][i] * f1 + ao * f2;
+            }
+            m[r] = M;
         }
+    }
+    if (kslot == 0) {
 #pragma unroll
-        for (int i = 0; i < DPL; i++) {
-            const int d = lane * DPL + i;
-            if (d < Dh) acc_s[(warp * R + r) * qs + d] = acc[r][i];
+        for (int r = 0; r < R; r++) {
+            if (lane == 0) {
+                ml_s[(warp * R + r) * 2] = m[r];
+                ml_s[(warp * R + r) * 2 + 1] = l[r];
+            }
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+#pragma unroll
+                for (int x = 0; x < VEC; x++)
+                    acc_s[(warp * R + r) * DH + (v * L + sub) * VEC + x] = acc[r][v * VEC + x];
         }
     }
     __syncthreads();
@@ -203,80 +308,134 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_decode_kernel(con
         const int r = idx / Dh, d = idx % Dh;
         float M = -INFINITY;
         for (int w = 0; w < ATTN_WARPS; w++) M = fmaxf(M, ml_s[(w * R + r) * 2]);
-        float L = 0.0f, O = 0.0f;
+        float Ls = 0.0f, O = 0.0f;
         if (M != -INFINITY) {
             for (int w = 0; w < ATTN_WARPS; w++) {
                 const float mw = ml_s[(w * R + r) * 2];
-                const float f = mw == -INFINITY ? 0.0f : expf(mw - M);
-                L += f * ml_s[(w * R + r) * 2 + 1];
-                O += f * acc_s[(w * R + r) * qs + d];
+                const float f = mw == -INFINITY ? 0.0f : exp2f(mw - M);
+                Ls += f * ml_s[(w * R + r) * 2 + 1];
+                O += f * acc_s[(w * R + r) * DH + d];
             }
         }
         const int h = h0 + r;
         if (dp.splits == 1) {
             static_cast<T *>(p.out_d)[((size_t)t * p.H + h) * Dh + d] =
-                from_f32<T>(L > 0.0f ? O / L : 0.0f);
+                from_f32<T>(Ls > 0.0f ? O / Ls : 0.0f);
         } else {
             float *rec = dp.ws + (((size_t)split * p.T + t) * p.H + h) * (size_t)(Dh + 2);
-            if (d == 0) rec[0] = M, rec[1] = L;
+            if (d == 0) rec[0] = M, rec[1] = Ls;
             rec[2 + d] = O;
         }
     }
 }
 
-/* Combines the splits' partials: out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s.
- * Grid (T, H), one thread per output dim. */
+/* Combines the splits' partials: out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s.
+ * Grid (T, H), DECODE_MERGE_THREADS threads: the splits' factors are computed once each (in
+ * shared memory), then SG groups of threads take every SG-th split for all Dh dims, with
+ * several loads in flight per thread, and their sums are added in shared memory. */
+#define DECODE_MERGE_THREADS 256
+#define DECODE_MAX_SPLITS 256
 template <typename T>
-static __global__ void attn_decode_merge_kernel(const decode_params dp)
+static __global__ void __launch_bounds__(DECODE_MERGE_THREADS)
+    attn_decode_merge_kernel(const decode_params dp)
 {
+    __shared__ float f_s[DECODE_MAX_SPLITS];
+    __shared__ float red[32];
+    __shared__ float part[DECODE_MERGE_THREADS];
     const rd_attn_params &p = dp.a;
-    const int t = blockIdx.x, h = blockIdx.y, Dh = p.Dh;
+    const int t = blockIdx.x, h = blockIdx.y, Dh = p.Dh, S = dp.splits;
     const size_t rec_n = (size_t)Dh + 2, split_stride = (size_t)p.T * p.H * rec_n;
     const float *rec0 = dp.ws + ((size_t)t * p.H + h) * rec_n;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < S; s += blockDim.x) mx = fmaxf(mx, rec0[s * split_stride]);
+    mx = warp_max(mx);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
+    __syncthreads();
     float M = -INFINITY;
-    for (int s = 0; s < dp.splits; s++) M = fmaxf(M, rec0[s * split_stride]);
-    for (int d = threadIdx.x; d < Dh; d += blockDim.x) {
-        float L = 0.0f, O = 0.0f;
-        if (M != -INFINITY) {
-            for (int s = 0; s < dp.splits; s++) {
-                const float *rec = rec0 + s * split_stride;
-                const float f = rec[0] == -INFINITY ? 0.0f : expf(rec[0] - M);
-                L += f * rec[1];
-                O += f * rec[2 + d];
-            }
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) M = fmaxf(M, red[w]);
+    float l = 0.0f;
+    for (int s = threadIdx.x; s < S; s += blockDim.x) {
+        const float m = rec0[s * split_stride];
+        const float f = m == -INFINITY ? 0.0f : exp2f(m - M);
+        f_s[s] = f;
+        l += f * rec0[s * split_stride + 1];
+    }
+    __syncthreads(); /* red is reused by block_sum, f_s is complete */
+    const float L = block_sum(l, red);
+    const int SG = (int)blockDim.x / Dh > 0 ? (int)blockDim.x / Dh : 1; /* split groups */
+    for (int d0 = 0; d0 < Dh; d0 += blockDim.x / SG) {
+        const int d = d0 + (int)threadIdx.x % (blockDim.x / SG), grp = (int)threadIdx.x / (blockDim.x / SG);
+        float o = 0.0f;
+        if (d < Dh && grp < SG) {
+#pragma unroll 4
+            for (int s = grp; s < S; s += SG) o += f_s[s] * rec0[s * split_stride + 2 + d];
         }
-        static_cast<T *>(p.out_d)[((size_t)t * p.H + h) * Dh + d] =
-            from_f32<T>(L > 0.0f ? O / L : 0.0f);
+        part[threadIdx.x] = o;
+        __syncthreads();
+        if (grp == 0 && d < Dh) {
+            float O = 0.0f;
+            for (int g2 = 0; g2 < SG; g2++) O += part[g2 * (blockDim.x / SG) + threadIdx.x];
+            static_cast<T *>(p.out_d)[((size_t)t * p.H + h) * Dh + d] =
+                from_f32<T>(L > 0.0f ? O / L : 0.0f);
+        }
+        __syncthreads(); /* part is rewritten by the next dims */
     }
 }
 
-template <typename T, int DPL, int R>
-static void launch_decode(const decode_params &dp, dim3 grid, size_t smem, cudaStream_t st)
+template <typename T, int DH, int R>
+static void launch_decode(const decode_params &dp, dim3 grid, cudaStream_t st)
 {
-    attn_decode_kernel<T, DPL, R><<<grid, ATTN_WARPS * 32, smem, st>>>(dp);
+    constexpr int U = R >= 8 ? 2 : 4;
+    const size_t smem = ((size_t)R * DH * (1 + ATTN_WARPS) + (size_t)ATTN_WARPS * R * 2) *
+                            sizeof(float) +
+                        2 * ATTN_DECODE_MAX_T * sizeof(int);
+    RD_LAUNCH(grid, ATTN_WARPS * 32, smem, st, attn_decode_kernel<T, DH, R, U>)(dp);
 }
 
 template <typename T>
-static void launch_decode_t(const decode_params &dp, int dpl, int R, dim3 grid, size_t smem,
-                            cudaStream_t st)
+static void launch_decode_t(const decode_params &dp, int dh, int R, dim3 grid, cudaStream_t st)
 {
-#define RD_DECODE_R(DPL_)                                                                      \
+#define RD_DECODE_R(DH_)                                                                       \
     switch (R) {                                                                               \
-    case 1: launch_decode<T, DPL_, 1>(dp, grid, smem, st); break;                              \
-    case 2: launch_decode<T, DPL_, 2>(dp, grid, smem, st); break;                              \
-    case 4: launch_decode<T, DPL_, 4>(dp, grid, smem, st); break;                              \
-    default: launch_decode<T, DPL_, 8>(dp, grid, smem, st); break;                             \
+    case 1: launch_decode<T, DH_, 1>(dp, grid, st); break;                                     \
+    case 2: launch_decode<T, DH_, 2>(dp, grid, st); break;                                     \
+    case 4: launch_decode<T, DH_, 4>(dp, grid, st); break;                                     \
+    default: launch_decode<T, DH_, 8>(dp, grid, st); break;                                    \
     }
-    switch (dpl) {
-    case 1: RD_DECODE_R(1) break;
-    case 2: RD_DECODE_R(2) break;
-    case 4: RD_DECODE_R(4) break;
-    default: RD_DECODE_R(8) break;
+    switch (dh) {
+    case 32: RD_DECODE_R(32) break;
+    case 64: RD_DECODE_R(64) break;
+    case 128: RD_DECODE_R(128) break;
+    default: RD_DECODE_R(256) break;
     }
 #undef RD_DECODE_R
 }
 
-/* Picks R (q rows per block), the split count and the chunk, then launches. */
+/* Context splits. A decode step only reads the cache, and a GPU reads at bandwidth only while
+ * enough blocks are in flight: with 3 resident blocks per SM (2 for R = 8, the launch bounds)
+ * about half of them suffice. So: when the grid without splits is below one full wave of
+ * resident blocks, as many splits as keep it within one wave (every block runs at once and
+ * ends together, no tail); when it is larger, one split unless the last wave would be under
+ * half full, then two. Splits are at least DECODE_MIN_CHUNK keys long and their partials fit
+ * the workspace; RD_ATTN_SPLITS=N forces N. */
+static int decode_splits(const struct rd_cuda_impl *impl, const rd_attn_params &p, long base,
+                         int R)
+{
+    if (p.max_ctx <= 0) return 1;
+    int splits = rd_env_int("RD_ATTN_SPLITS", 0);
+    if (splits <= 0) {
+        const long wave = (long)(R >= 8 ? 2 : 3) * impl->n_sm;
+        const long by_ctx = (p.max_ctx + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK;
+        long want = base < wave ? wave / base : (base % wave && base % wave < wave / 2) ? 2 : 1;
+        splits = (int)(want < by_ctx ? want : by_ctx);
+    }
+    if (splits > DECODE_MAX_SPLITS) splits = DECODE_MAX_SPLITS;
+    const size_t per_split = (size_t)p.T * p.H * (p.Dh + 2) * sizeof(float);
+    while (splits > 1 && (size_t)splits * per_split > impl->attn_ws_bytes) splits--;
+    return splits < 1 ? 1 : splits;
+}
+
+/* Picks R (q rows per block), DH, the split count and the chunk, then launches. */
 rd_status rd_attn_decode(struct rd_backend *be, const rd_attn_params &p)
 {
     struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
@@ -285,28 +444,13 @@ rd_status rd_attn_decode(struct rd_backend *be, const rd_attn_params &p)
     decode_params dp;
     dp.a = p;
     dp.hchunks = (G + R - 1) / R;
-    dp.qstride = attn_qstride(p.Dh);
     const size_t es = rd_dtype_size(be->dtype);
-    dp.vec = (p.Dh * es) % 16 == 0 && ((uintptr_t)p.k_cache_d % 16) == 0;
+    dp.vec = (p.Dh * es) % 16 == 0 && ((uintptr_t)p.k_cache_d % 16) == 0 &&
+             ((uintptr_t)p.v_cache_d % 16) == 0 && ((uintptr_t)p.qkv_d % 16) == 0;
+    dp.qscale = p.scale * 1.4426950408889634f;
     dp.ws = impl->attn_ws_d;
 
-    /* split the context when the grid alone would not fill the GPU (flash-decoding) */
-    int splits = 1;
-    const long base_blocks = (long)p.T * p.Hkv * dp.hchunks;
-    const int forced = rd_env_int("RD_ATTN_SPLITS", 0);
-    if (p.max_ctx > 0) {
-        const int by_ctx = (p.max_ctx + 255) / 256; /* at least 256 keys per split */
-        if (forced > 0) {
-            splits = forced;
-        } else if (p.max_ctx > 512) {
-            const long want = (2L * impl->n_sm + base_blocks - 1) / base_blocks;
-            splits = (int)(want < by_ctx ? want : by_ctx);
-        }
-        if (splits > 128) splits = 128;
-        const size_t per_split = (size_t)p.T * p.H * (p.Dh + 2) * sizeof(float);
-        while (splits > 1 && (size_t)splits * per_split > impl->attn_ws_bytes) splits--;
-        if (splits < 1) splits = 1;
-    }
+    int splits = decode_splits(impl, p, (long)p.T * p.Hkv * dp.hchunks, R);
     if (splits > 1) {
         dp.chunk = (p.max_ctx + splits - 1) / splits;
         dp.chunk = (dp.chunk + ATTN_TILE - 1) / ATTN_TILE * ATTN_TILE;
@@ -318,18 +462,14 @@ rd_status rd_attn_decode(struct rd_backend *be, const rd_attn_params &p)
     }
     dp.splits = splits;
 
-    const size_t smem = ((size_t)R * dp.qstride * (1 + ATTN_WARPS) + (size_t)ATTN_WARPS * R * 2) *
-                            sizeof(float) +
-                        2 * ATTN_DECODE_MAX_T * sizeof(int);
     dim3 grid((unsigned)splits, (unsigned)(p.Hkv * dp.hchunks), (unsigned)p.T);
-    const int dpl = attn_dpl(p.Dh);
-    RD_DISPATCH_DTYPE(be->dtype, T, launch_decode_t<T>(dp, dpl, R, grid, smem, impl->stream))
+    const int dh = p.Dh <= 32 ? 32 : p.Dh <= 64 ? 64 : p.Dh <= 128 ? 128 : 256;
+    RD_DISPATCH_DTYPE(be->dtype, T, launch_decode_t<T>(dp, dh, R, grid, impl->stream))
     RD_TRY(rd_cuda_after_launch(be, "rope_attention (decode)"));
     if (splits > 1) {
-        const int threads = p.Dh <= 64 ? 64 : p.Dh <= 128 ? 128 : 256;
         dim3 mgrid((unsigned)p.T, (unsigned)p.H);
         RD_DISPATCH_DTYPE(be->dtype, T,
-            attn_decode_merge_kernel<T><<<mgrid, threads, 0, impl->stream>>>(dp))
+            RD_LAUNCH(mgrid, DECODE_MERGE_THREADS, 0, impl->stream, attn_decode_merge_kernel<T>)(dp))
         RD_TRY(rd_cuda_after_launch(be, "rope_attention (decode merge)"));
     }
     return RD_OK;

@@ -75,7 +75,7 @@ static __global__ void __launch_bounds__(ATTN_WARPS * 32) attn_prefill_kernel(co
     const long row0 = (long)blockIdx.x * ROWS; /* first row: rows are (token, head of group) */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
-    extern __shared__ float4 smem_f4[];
+    RD_DYN_SMEM(float4, smem_f4);
     float *q_s = reinterpret_cast<float *>(smem_f4); /* [ROWS][qs] rotated q, fp32 */
     T *k_s = reinterpret_cast<T *>(q_s + ROWS * qs);  /* [ATTN_TILE][ks] */
     T *v_s = k_s + ATTN_TILE * ks;                    /* [ATTN_TILE][ks] */
@@ -249,7 +249,7 @@ static cudaError_t launch_prefill_t(const prefill_params &pp, int dpl, dim3 grid
                                                  (int)smem);                                   \
             if (e != cudaSuccess) return e;                                                    \
         }                                                                                      \
-        attn_prefill_kernel<T, DPL_><<<grid, ATTN_WARPS * 32, smem, st>>>(pp);                 \
+        RD_LAUNCH(grid, ATTN_WARPS * 32, smem, st, attn_prefill_kernel<T, DPL_>)(pp);          \
     } break;
         RD_PREFILL_CASE(1)
         RD_PREFILL_CASE(2)
@@ -260,7 +260,7 @@ static cudaError_t launch_prefill_t(const prefill_params &pp, int dpl, dim3 grid
     return cudaSuccess;
 }
 
-rd_status rd_attn_prefill(struct rd_backend *be, const rd_attn_params &p)
+rd_status rd_attn_prefill(struct rd_backend *be, const rd_attn_params &p, bool tensor_cores)
 {
     struct rd_cuda_impl *impl = rd_cuda_impl_of(be);
     const size_t es = rd_dtype_size(be->dtype);
@@ -275,8 +275,9 @@ rd_status rd_attn_prefill(struct rd_backend *be, const rd_attn_params &p)
 
     const int store_threads = p.Hkv * p.Dh >= 256 ? 256 : 128;
     RD_DISPATCH_DTYPE(be->dtype, T,
-        attn_kv_store_kernel<T><<<(unsigned)p.T, store_threads, 0, impl->stream>>>(p))
+        RD_LAUNCH((unsigned)p.T, store_threads, 0, impl->stream, attn_kv_store_kernel<T>)(p))
     RD_TRY(rd_cuda_after_launch(be, "rope_attention (kv store)"));
+    if (tensor_cores && rd_attn_prefill_mma_ok(be, p)) return rd_attn_prefill_mma(be, p);
 
     const int G = p.H / p.Hkv;
     const long rows = (long)p.T * G;

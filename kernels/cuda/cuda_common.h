@@ -3,13 +3,25 @@
  * warp reductions, and the launch check (cudaGetLastError, plus a sync with RD_DEBUG_SYNC=1).
  *
  * Included only by .cu files (C++ under nvcc); the project's C headers are wrapped in
- * extern "C" here so the entry points keep C linkage. */
+ * extern "C" here so the entry points keep C linkage.
+ *
+ * The kernels are also compiled by the host C++ compiler for the SIMT emulation on the CPU
+ * (tests/simt, cmake -DROPEDIST_CUDA_EMU=ON). The two pieces of CUDA syntax a host compiler
+ * cannot parse are written through macros, defined here for nvcc and by tests/simt/simt.h for
+ * the emulation:
+ *   RD_LAUNCH(grid, block, smem, stream, kernel<...>)(args...)   for kernel<<<...>>>(args...)
+ *   RD_DYN_SMEM(T, name);                                        for extern __shared__ T name[]; */
 #ifndef RD_CUDA_COMMON_H
 #define RD_CUDA_COMMON_H
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#ifndef RD_LAUNCH
+#define RD_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define RD_DYN_SMEM(T, name) extern __shared__ T name[]
+#endif
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -35,6 +47,13 @@ extern "C" {
     RD_CHECK_GEN_GOTO(cublasStatus_t, x, e_ == CUBLAS_STATUS_SUCCESS, RD_ERR_CUBLAS,           \
                       cublasGetStatusString(e_), var, label)
 
+/* a copy of upload_async from the staging ring */
+struct rd_cuda_staged {
+    size_t lo, hi;    /* bytes of stage_h the copy reads */
+    cudaEvent_t done; /* recorded after the copy */
+    int pending;
+};
+
 /* Backend-private state (be->impl). Everything is allocated once in rd_backend_cuda_create. */
 struct rd_cuda_impl {
     cudaStream_t stream;    /* the one compute stream; every op is enqueued here */
@@ -44,8 +63,16 @@ struct rd_cuda_impl {
     size_t cublas_ws_bytes;
     float *attn_ws_d;       /* split-K partials of decode attention: [splits, T, H, Dh + 2] */
     size_t attn_ws_bytes;
-    void *topk_ws_d;        /* topk results before they go to the host: [rows, k] vals + ids */
+    void *topk_ws_d;        /* topk candidates of both passes, then the results before they go
+                             * to the host */
     size_t topk_ws_bytes;
+    unsigned *norm_count_d; /* [norm_count_n] per-row counters of the split add_rmsnorm, zero
+                             * between launches */
+    size_t norm_count_n;
+    void *stage_h;          /* page-locked staging of upload_async, used as a ring */
+    size_t stage_bytes, stage_head;
+    struct rd_cuda_staged staged[16];
+    int staged_next;
     int n_sm;               /* multiprocessors, for grid heuristics */
     size_t max_smem_optin;  /* largest dynamic shared memory a block may opt into */
     int debug_sync;         /* RD_DEBUG_SYNC=1: sync and check after every op */
@@ -102,6 +129,47 @@ template <> __device__ __forceinline__ __half from_f32<__half>(float x)
 template <typename T> static __device__ __forceinline__ float round_to(float x)
 {
     return to_f32(from_f32<T>(x));
+}
+
+/* The bits of one T element and back, and 16 bytes (a uint4 register quad) as VEC =
+ * 16 / sizeof(T) elements: built and taken apart with register operations only (taking the
+ * address of a uint4 to index its elements would put it in local memory). */
+static __device__ __forceinline__ unsigned bits_of(float x) { return __float_as_uint(x); }
+static __device__ __forceinline__ unsigned bits_of(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
+static __device__ __forceinline__ unsigned bits_of(__half x) { return __half_as_ushort(x); }
+template <typename T> static __device__ __forceinline__ T of_bits(unsigned b);
+template <> __device__ __forceinline__ float of_bits<float>(unsigned b) { return __uint_as_float(b); }
+template <> __device__ __forceinline__ __nv_bfloat16 of_bits<__nv_bfloat16>(unsigned b)
+{
+    return __ushort_as_bfloat16((unsigned short)b);
+}
+template <> __device__ __forceinline__ __half of_bits<__half>(unsigned b)
+{
+    return __ushort_as_half((unsigned short)b);
+}
+
+/* element x of the VEC elements of T in u, as fp32 (x a compile-time constant after unrolling) */
+template <typename T> static __device__ __forceinline__ float elem_of(const uint4 &u, int x)
+{
+    constexpr int PER = 4 / sizeof(T); /* elements per 32-bit word */
+    const int wi = x / PER;
+    const unsigned w = wi == 0 ? u.x : wi == 1 ? u.y : wi == 2 ? u.z : u.w;
+    return to_f32(of_bits<T>(PER == 1 ? w : (w >> (16 * (x % PER))) & 0xffffu));
+}
+
+/* VEC fp32 values rounded to T, as 16 bytes */
+template <typename T, int VEC> static __device__ __forceinline__ uint4 pack_of(const float (&v)[VEC])
+{
+    static_assert(VEC * sizeof(T) == 16, "16 bytes of T");
+    constexpr int PER = 4 / sizeof(T);
+    unsigned w[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        w[i] = 0u;
+#pragma unroll
+        for (int j = 0; j < PER; j++) w[i] |= bits_of(from_f32<T>(v[i * PER + j])) << (16 * j);
+    }
+    return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
 /* ---- reductions ---- */

@@ -51,7 +51,7 @@ extern "C" rd_status rd_cuda_embed(struct rd_backend *be, void *out_d, const voi
     embed_params p = {out_d, table_d, ids_d, T, D};
     const int threads = D >= 1024 ? 256 : 128;
     RD_DISPATCH_DTYPE(be->dtype, T_,
-        embed_kernel<T_><<<(unsigned)T, threads, 0, impl->stream>>>(p))
+        RD_LAUNCH((unsigned)T, threads, 0, impl->stream, embed_kernel<T_>)(p))
     return rd_cuda_after_launch(be, "embed");
 }
 
@@ -67,6 +67,6 @@ extern "C" rd_status rd_cuda_swiglu(struct rd_backend *be, void *out_d, const vo
     const size_t cap = (size_t)impl->n_sm * 16;
     if (blocks > cap) blocks = cap;
     RD_DISPATCH_DTYPE(be->dtype, T_,
-        swiglu_kernel<T_><<<(unsigned)blocks, threads, 0, impl->stream>>>(p))
+        RD_LAUNCH((unsigned)blocks, threads, 0, impl->stream, swiglu_kernel<T_>)(p))
     return rd_cuda_after_launch(be, "swiglu");
 }

@@ -31,19 +31,20 @@ int main(void)
 {
     char path[1024], cmd[8192], q[2048];
     snprintf(path, sizeof path, "%s/configs/default/expected.json", rd_test_source_dir());
-    cJSON *exp = rd_test_load_json(path);
+    json_t *exp = rd_test_load_json(path);
     CHECK_MSG(exp != NULL, "cannot read %s", path);
     if (!exp) return rd_test_finish("default model");
-    const cJSON *cases = cJSON_GetObjectItem(exp, "cases");
+    const json_t *cases = json_object_get(exp, "cases");
     const int tps[] = {1, 2, 4};
     printf("%-48s %3s %-6s %-6s %10s %10s\n", "prompt", "tp", "ids", "text", "first_err",
            "last_err");
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cases)
+    size_t ci;
+    const json_t *c;
+    json_array_foreach(cases, ci, c)
     {
-        const char *prompt = cJSON_GetObjectItem(c, "prompt")->valuestring;
-        const cJSON *new_ids = cJSON_GetObjectItem(c, "new_ids");
-        const int n_new = cJSON_GetArraySize(new_ids);
+        const char *prompt = json_string_value(json_object_get(c, "prompt"));
+        const json_t *new_ids = json_object_get(c, "new_ids");
+        const int n_new = (int)json_array_size(new_ids);
         quote(q, sizeof q, prompt);
         for (int i = 0; i < 3; i++) {
             snprintf(cmd, sizeof cmd,
@@ -54,40 +55,40 @@ int main(void)
                      n_new + 1);
             char *out = NULL, *err = NULL;
             int rc = rd_test_run(cmd, &out, &err);
-            cJSON *got = rc == 0 ? cJSON_Parse(out) : NULL;
+            json_t *got = rc == 0 ? rd_test_parse_json(out) : NULL;
             CHECK_MSG(got != NULL, "tp=%d: run failed (rc %d): %s", tps[i], rc, err ? err : "");
             free(out);
             free(err);
             if (!got) continue;
-            bool pids = rd_test_json_same_ids(cJSON_GetObjectItem(got, "prompt_ids"),
-                                              cJSON_GetObjectItem(c, "prompt_ids"));
+            bool pids = rd_test_json_same_ids(json_object_get(got, "prompt_ids"),
+                                              json_object_get(c, "prompt_ids"));
             /* the first n_new generated ids (one more was generated for last_logits) */
-            cJSON *oids = cJSON_GetObjectItem(got, "output_ids");
-            cJSON *head = cJSON_CreateArray();
-            for (int k = 0; k < n_new && k < cJSON_GetArraySize(oids); k++)
-                cJSON_AddItemToArray(head, cJSON_CreateNumber(cJSON_GetArrayItem(oids, k)->valuedouble));
+            json_t *oids = json_object_get(got, "output_ids");
+            json_t *head = json_array();
+            for (int k = 0; k < n_new && k < (int)json_array_size(oids); k++)
+                json_array_append(head, json_array_get(oids, k));
             bool ids = rd_test_json_same_ids(head, new_ids);
-            cJSON_Delete(head);
-            const cJSON *logits = cJSON_GetObjectItem(got, "logits");
-            double e_first = rd_test_json_rel_err(cJSON_GetArrayItem(logits, 0),
-                                                  cJSON_GetObjectItem(c, "first_logits"));
-            double e_last = rd_test_json_rel_err(cJSON_GetArrayItem(logits, n_new),
-                                                 cJSON_GetObjectItem(c, "last_logits"));
-            const cJSON *text = cJSON_GetObjectItem(got, "text");
-            const char *want = cJSON_GetObjectItem(c, "new_text")->valuestring;
+            json_decref(head);
+            const json_t *logits = json_object_get(got, "logits");
+            double e_first = rd_test_json_rel_err(json_array_get(logits, 0),
+                                                  json_object_get(c, "first_logits"));
+            double e_last = rd_test_json_rel_err(json_array_get(logits, n_new),
+                                                 json_object_get(c, "last_logits"));
+            const json_t *text = json_object_get(got, "text");
+            const char *want = json_string_value(json_object_get(c, "new_text"));
             /* the json text covers the extra token too: compare its beginning */
-            bool text_ok = cJSON_IsString(text) && !strncmp(text->valuestring, want, strlen(want));
+            bool text_ok = json_is_string(text) && !strncmp(json_string_value(text), want, strlen(want));
             printf("%-48.48s %3d %-6s %-6s %10.2e %10.2e\n", prompt, tps[i],
                    pids && ids ? "same" : "DIFFER", text_ok ? "same" : "DIFFER", e_first, e_last);
             CHECK_MSG(pids, "tp=%d: prompt ids differ from transformers'", tps[i]);
             CHECK_MSG(ids, "tp=%d: greedy ids differ", tps[i]);
             CHECK_MSG(text_ok, "tp=%d: text differs: %s", tps[i],
-                      cJSON_IsString(text) ? text->valuestring : "(none)");
+                      json_is_string(text) ? json_string_value(text) : "(none)");
             CHECK_MSG(e_first <= 1e-4 && e_last <= 1e-4, "tp=%d: logits differ (%.3e, %.3e)",
                       tps[i], e_first, e_last);
-            cJSON_Delete(got);
+            json_decref(got);
         }
     }
-    cJSON_Delete(exp);
+    json_decref(exp);
     return rd_test_finish("default model");
 }

@@ -265,7 +265,7 @@ static bool write_variant(const struct rd_gguf *g, int v, const char *path, cons
 
 static char *g_last_err; /* stderr of the last run (for messages) */
 
-static cJSON *run_json(const char *cfg, int tp, const char *extra)
+static json_t *run_json(const char *cfg, int tp, const char *extra)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
@@ -276,52 +276,52 @@ static cJSON *run_json(const char *cfg, int tp, const char *extra)
     free(g_last_err);
     g_last_err = NULL;
     int rc = rd_test_run(cmd, &out, &g_last_err);
-    cJSON *j = rc == 0 && out ? cJSON_Parse(out) : NULL;
+    json_t *j = rc == 0 && out ? rd_test_parse_json(out) : NULL;
     CHECK_MSG(j != NULL, "%s: rc %d\n%s", cmd, rc, g_last_err ? g_last_err : "");
     free(out);
     return j;
 }
 
-static const cJSON *ids_of(const cJSON *j) { return j ? cJSON_GetObjectItem(j, "output_ids") : NULL; }
+static const json_t *ids_of(const json_t *j) { return j ? json_object_get(j, "output_ids") : NULL; }
 
-static bool same_ids(const cJSON *a, const cJSON *b)
+static bool same_ids(const json_t *a, const json_t *b)
 {
     a = ids_of(a), b = ids_of(b);
-    if (!cJSON_IsArray(a) || !cJSON_IsArray(b) || cJSON_GetArraySize(a) != cJSON_GetArraySize(b))
+    if (!json_is_array(a) || !json_is_array(b) || (int)json_array_size(a) != (int)json_array_size(b))
         return false;
-    for (int i = 0; i < cJSON_GetArraySize(a); i++)
-        if (cJSON_GetArrayItem(a, i)->valueint != cJSON_GetArrayItem(b, i)->valueint) return false;
-    return cJSON_GetArraySize(a) > 0;
+    for (int i = 0; i < (int)json_array_size(a); i++)
+        if ((int)json_number_value(json_array_get(a, i)) != (int)json_number_value(json_array_get(b, i))) return false;
+    return (int)json_array_size(a) > 0;
 }
 
-static void ids_str(const cJSON *j, char *s, size_t n)
+static void ids_str(const json_t *j, char *s, size_t n)
 {
-    const cJSON *ids = ids_of(j);
+    const json_t *ids = ids_of(j);
     size_t o = 0;
     s[0] = 0;
-    for (int i = 0; i < cJSON_GetArraySize(ids) && o < n; i++)
-        o += (size_t)snprintf(s + o, n - o, "%s%d", i ? "," : "", cJSON_GetArrayItem(ids, i)->valueint);
-    if (!cJSON_IsArray(ids)) snprintf(s, n, "(none)");
+    for (int i = 0; i < (int)json_array_size(ids) && o < n; i++)
+        o += (size_t)snprintf(s + o, n - o, "%s%d", i ? "," : "", (int)json_number_value(json_array_get(ids, i)));
+    if (!json_is_array(ids)) snprintf(s, n, "(none)");
 }
 
 /* Largest per-step relative L2 difference of the logits (and the largest absolute one);
  * INFINITY when they cannot be compared. */
-static double logit_diff(const cJSON *a, const cJSON *b, double *max_abs)
+static double logit_diff(const json_t *a, const json_t *b, double *max_abs)
 {
-    const cJSON *la = a ? cJSON_GetObjectItem(a, "logits") : NULL;
-    const cJSON *lb = b ? cJSON_GetObjectItem(b, "logits") : NULL;
+    const json_t *la = a ? json_object_get(a, "logits") : NULL;
+    const json_t *lb = b ? json_object_get(b, "logits") : NULL;
     *max_abs = INFINITY;
-    if (!cJSON_IsArray(la) || !cJSON_IsArray(lb) || cJSON_GetArraySize(la) != cJSON_GetArraySize(lb) ||
-        cJSON_GetArraySize(la) == 0)
+    if (!json_is_array(la) || !json_is_array(lb) || (int)json_array_size(la) != (int)json_array_size(lb) ||
+        (int)json_array_size(la) == 0)
         return INFINITY;
     double worst = 0, wabs = 0;
-    for (int s = 0; s < cJSON_GetArraySize(la); s++) {
-        const cJSON *x = cJSON_GetArrayItem(la, s), *y = cJSON_GetArrayItem(lb, s);
-        int n = cJSON_GetArraySize(x);
-        if (n == 0 || n != cJSON_GetArraySize(y)) return INFINITY;
+    for (int s = 0; s < (int)json_array_size(la); s++) {
+        const json_t *x = json_array_get(la, s), *y = json_array_get(lb, s);
+        int n = (int)json_array_size(x);
+        if (n == 0 || n != (int)json_array_size(y)) return INFINITY;
         double num = 0, den = 0;
         for (int i = 0; i < n; i++) {
-            double p = cJSON_GetArrayItem(x, i)->valuedouble, q = cJSON_GetArrayItem(y, i)->valuedouble;
+            double p = json_number_value(json_array_get(x, i)), q = json_number_value(json_array_get(y, i));
             num += (p - q) * (p - q);
             den += q * q;
             if (fabs(p - q) > wabs) wabs = fabs(p - q);
@@ -440,7 +440,7 @@ int main(void)
 
     /* 1. each type against its F32 reference, at tp 1, 2, 4 */
     const int tps[] = {1, 2, 4};
-    cJSON *orig = run_json(src, 1, NULL);
+    json_t *orig = run_json(src, 1, NULL);
     char ids[512];
     ids_str(orig, ids, sizeof ids);
     printf("\nids, logit diff, max |diff|: T against T_ref at the same tp; vs tp=1: the ids at tp=1;\n"
@@ -448,7 +448,7 @@ int main(void)
     printf("%-6s %-3s %-5s %-10s %-10s %-7s %-9s %s\n", "type", "tp", "ids", "logit diff", "max |diff|",
            "vs tp=1", "vs input", "output ids");
     printf("%-6s %-3d %-5s %-10s %-10s %-7s %-9s %s\n", "F32", 1, "-", "(input)", "-", "-", "-", ids);
-    cJSON *q8_tp2 = NULL;
+    json_t *q8_tp2 = NULL;
     for (int v = 0; v < N_TYPES; v++) {
         snprintf(path[v], sizeof path[v], "%s/model_%s.gguf", tmp, k_name[v]);
         snprintf(ref[v], sizeof ref[v], "%s/model_%s_ref.gguf", tmp, k_name[v]);
@@ -459,10 +459,10 @@ int main(void)
          * ffn_down */
         CHECK_MSG(n_conv == (v == V_Q8_0 ? 32 : 37), "%s: %d tensors converted", k_name[v], n_conv);
         CHECK_MSG(o_conv, "%s: attn_output (column-sliced) not converted", k_name[v]);
-        cJSON *tp1 = NULL;
+        json_t *tp1 = NULL;
         for (int k = 0; k < 3; k++) {
-            cJSON *a = run_json(path[v], tps[k], NULL);
-            cJSON *b = run_json(ref[v], tps[k], NULL);
+            json_t *a = run_json(path[v], tps[k], NULL);
+            json_t *b = run_json(ref[v], tps[k], NULL);
             double mabs;
             double d = logit_diff(a, b, &mabs);
             bool same = same_ids(a, b);
@@ -476,14 +476,14 @@ int main(void)
             CHECK_MSG(same, "%s tp=%d: ids differ from the F32 reference", k_name[v], tps[k]);
             CHECK_MSG(d <= LOGIT_TOL, "%s tp=%d: logits differ from the F32 reference by %.3g", k_name[v], tps[k], d);
             CHECK_MSG(as_tp1, "%s tp=%d: ids differ from tp=1", k_name[v], tps[k]);
-            CHECK_MSG(cJSON_GetArraySize(ids_of(a)) == N_NEW, "%s tp=%d: %d ids", k_name[v], tps[k],
-                      cJSON_GetArraySize(ids_of(a)));
+            CHECK_MSG((int)json_array_size(ids_of(a)) == N_NEW, "%s tp=%d: %d ids", k_name[v], tps[k],
+                      (int)json_array_size(ids_of(a)));
             if (k == 0) tp1 = a;
             else if (v == V_Q8_0 && tps[k] == 2) q8_tp2 = a;
-            else cJSON_Delete(a);
-            cJSON_Delete(b);
+            else json_decref(a);
+            json_decref(b);
         }
-        cJSON_Delete(tp1);
+        json_decref(tp1);
     }
 
     /* 2. Q8_0 GGUF -> .h5 checkpoint (fp32, dequantized at conversion), run at tp 2 */
@@ -496,7 +496,7 @@ int main(void)
         CHECK_MSG(rc == 0, "%s: rc %d\n%s", cmd, rc, cerr ? cerr : "");
         free(cerr);
         snprintf(extra, sizeof extra, "--tokenizer %s", path[V_Q8_0]);
-        cJSON *h = rc == 0 ? run_json(h5, 2, extra) : NULL;
+        json_t *h = rc == 0 ? run_json(h5, 2, extra) : NULL;
         double mabs;
         double d = logit_diff(h, q8_tp2, &mabs);
         ids_str(h, ids, sizeof ids);
@@ -505,11 +505,11 @@ int main(void)
         printf("(Q8_0h5: ropedist-convert model_Q8_0.gguf -> .h5, compared with the Q8_0 GGUF at tp 2)\n");
         CHECK_MSG(same_ids(h, q8_tp2), "converted Q8_0 checkpoint: ids differ from the GGUF run");
         CHECK_MSG(d <= LOGIT_TOL, "converted Q8_0 checkpoint: logits differ by %.3g", d);
-        cJSON_Delete(h);
+        json_decref(h);
         remove(h5);
     }
-    cJSON_Delete(q8_tp2);
-    cJSON_Delete(orig);
+    json_decref(q8_tp2);
+    json_decref(orig);
 
     /* 3. tensors ropedist cannot read */
     printf("\n# files ropedist must refuse\n");

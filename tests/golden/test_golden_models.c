@@ -41,13 +41,13 @@ int main(void)
         const char *name = k_models[mi].name;
         char dir[1024], h5[1024], cmd[8192], ids[4096];
         snprintf(dir, sizeof dir, "%s/golden/models/%s", shared, name);
-        cJSON *exp = rd_test_golden_case(shared, name, tmp, h5, sizeof h5, ids, sizeof ids);
+        json_t *exp = rd_test_golden_case(shared, name, tmp, h5, sizeof h5, ids, sizeof ids);
         if (!exp) continue;
         char *err = NULL;
         int rc;
-        const cJSON *greedy = cJSON_GetObjectItem(exp, "greedy_ids");
-        const cJSON *last = cJSON_GetObjectItem(exp, "last_logits");
-        const cJSON *steps = cJSON_GetObjectItem(exp, "step_logits");
+        const json_t *greedy = json_object_get(exp, "greedy_ids");
+        const json_t *last = json_object_get(exp, "last_logits");
+        const json_t *steps = json_object_get(exp, "step_logits");
         double worst = 0;
         /* 0: rope_parameters style, 1: hub style, 2: the prompt prefilled in chunks of 37
          * tokens (the rope table must still be built for the whole prompt: dynamic, longrope) */
@@ -65,18 +65,18 @@ int main(void)
                          "--checkpoint %s --prompt-ids %s --max-new-tokens %d --ignore-eos "
                          "--temperature 0 --output json --with-logits %s",
                          rd_test_mpirun(), tp, bin, dir, cfgname, h5, ids,
-                         cJSON_GetArraySize(greedy), extra);
+                         (int)json_array_size(greedy), extra);
                 char *out = NULL;
                 err = NULL;
                 rc = rd_test_run(cmd, &out, &err);
-                cJSON *got = rc == 0 ? cJSON_Parse(out) : NULL;
+                json_t *got = rc == 0 ? rd_test_parse_json(out) : NULL;
                 CHECK_MSG(got != NULL, "%s %s tp=%d: run failed (rc %d): %s", name, cfgname, tp, rc,
                           err ? err : "");
                 if (got) {
-                    const cJSON *oids = cJSON_GetObjectItem(got, "output_ids");
-                    const cJSON *logits = cJSON_GetObjectItem(got, "logits");
+                    const json_t *oids = json_object_get(got, "output_ids");
+                    const json_t *logits = json_object_get(got, "logits");
                     bool ids_ok = rd_test_json_same_ids(oids, greedy);
-                    double e_last = rd_test_json_rel_err(cJSON_GetArrayItem(logits, 0), last);
+                    double e_last = rd_test_json_rel_err(json_array_get(logits, 0), last);
                     double e_step = rd_test_json_rows_err(logits, steps);
                     printf("%-26s %-12s %3d  %-6s %10.2e %10.2e\n", name, k_variant[ci], tp,
                            ids_ok ? "same" : "DIFFER", e_last, e_step);
@@ -87,14 +87,14 @@ int main(void)
                               k_variant[ci], tp, e_step);
                     if (e_last > worst) worst = e_last;
                     if (e_step > worst) worst = e_step;
-                    cJSON_Delete(got);
+                    json_decref(got);
                 }
                 free(out);
                 free(err);
             }
         }
         printf("# %s (%s): largest logit error %.2e\n", name, k_models[mi].what, worst);
-        cJSON_Delete(exp);
+        json_decref(exp);
         remove(h5);
     }
     rmdir(tmp);

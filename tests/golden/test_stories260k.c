@@ -43,13 +43,13 @@ int main(void)
              "--max-new-tokens 64 --output json", rd_test_mpirun(), bin, gguf);
     char *out = NULL;
     rd_test_run(cmd, &out, NULL);
-    cJSON *j = out ? cJSON_Parse(out) : NULL;
-    const cJSON *text = j ? cJSON_GetObjectItem(j, "text") : NULL;
-    char *t = cJSON_IsString(text) ? strdup(text->valuestring) : strdup("");
+    json_t *j = out ? rd_test_parse_json(out) : NULL;
+    const json_t *text = j ? json_object_get(j, "text") : NULL;
+    char *t = json_is_string(text) ? strdup(json_string_value(text)) : strdup("");
     rd_test_squeeze(t);
     CHECK_MSG(!strncmp(t, story, strlen(story)), "json text: \"%s\"", t);
     free(t);
-    cJSON_Delete(j);
+    json_decref(j);
     free(out);
     /* through the converter: GGUF -> HDF5 checkpoint, tokenizer from the GGUF */
     rd_test_tmpdir(tmp, sizeof tmp);

@@ -54,13 +54,13 @@ int main(void)
              rd_test_mpirun(), rd_test_bin_dir(), shared);
     char *out = NULL;
     CHECK(rd_test_run(cmd, &out, NULL) == 0);
-    cJSON *j = out ? cJSON_Parse(out) : NULL;
-    const cJSON *text = j ? cJSON_GetObjectItem(j, "text") : NULL;
+    json_t *j = out ? rd_test_parse_json(out) : NULL;
+    const json_t *text = j ? json_object_get(j, "text") : NULL;
     /* the stream ends with a newline after the generation */
     if (n && buf[n - 1] == '\n') buf[--n] = 0;
-    CHECK_MSG(cJSON_IsString(text) && !strcmp(text->valuestring, buf),
+    CHECK_MSG(json_is_string(text) && !strcmp(json_string_value(text), buf),
               "streamed text differs from the json text");
-    cJSON_Delete(j);
+    json_decref(j);
     free(out);
     return rd_test_finish("streaming text");
 }

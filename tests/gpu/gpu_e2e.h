@@ -39,11 +39,11 @@ static inline void gpu_e2e_prefix(char *buf, size_t n, int np, const char *devic
 }
 
 /* runs cmd and parses its stdout as JSON; NULL (after printing why) on failure */
-static inline cJSON *gpu_e2e_run_json(const char *cmd)
+static inline json_t *gpu_e2e_run_json(const char *cmd)
 {
     char *out = NULL, *err = NULL;
     int rc = rd_test_run(cmd, &out, &err);
-    cJSON *j = rc == 0 && out ? cJSON_Parse(out) : NULL;
+    json_t *j = rc == 0 && out ? rd_test_parse_json(out) : NULL;
     if (!j) fprintf(stderr, "run failed (rc %d): %s\n%s\n", rc, cmd, err ? err : "");
     free(out);
     free(err);

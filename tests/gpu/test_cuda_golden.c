@@ -8,8 +8,8 @@
  *   rope_* models, fp32:   also at tp 2 and 4, several ranks on the one GPU (--share-gpu, NCCL
  *                          over loopback), with the fp32 bounds.
  *
- * <shared> is RD_SHARED_DIR (tests/gpu/run.sh points it at gpu_shared/ on the GPU machine, see
- * tests/gpu/pack_shared.sh). Skips (77) without CUDA, without a device or without the data. */
+ * <shared> is RD_SHARED_DIR (tests/gpu/run.sh points it at gpu_pack/shared on the GPU machine, see
+ * tests/gpu/pack.sh). Skips (77) without CUDA, without a device or without the data. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,24 +28,24 @@ static const char *const k_models[] = {
 
 /* one run of one model at one tp and dtype, checked against transformers' results */
 static void run_case(const char *name, const char *dir, const char *h5, const char *ids,
-                     const cJSON *exp, int tp, const char *dtype)
+                     const json_t *exp, int tp, const char *dtype)
 {
-    const cJSON *greedy = cJSON_GetObjectItem(exp, "greedy_ids");
-    const cJSON *last = cJSON_GetObjectItem(exp, "last_logits");
-    const cJSON *steps = cJSON_GetObjectItem(exp, "step_logits");
+    const json_t *greedy = json_object_get(exp, "greedy_ids");
+    const json_t *last = json_object_get(exp, "last_logits");
+    const json_t *steps = json_object_get(exp, "step_logits");
     const bool fp32 = !strcmp(dtype, "fp32");
     char pre[2048], cmd[8192];
     gpu_e2e_prefix(pre, sizeof pre, tp, "cuda");
     snprintf(cmd, sizeof cmd,
              "%s --dtype %s --config %s/config.json --checkpoint %s --prompt-ids %s "
              "--max-new-tokens %d --ignore-eos --temperature 0 --output json --with-logits",
-             pre, dtype, dir, h5, ids, cJSON_GetArraySize(greedy));
-    cJSON *got = gpu_e2e_run_json(cmd);
+             pre, dtype, dir, h5, ids, (int)json_array_size(greedy));
+    json_t *got = gpu_e2e_run_json(cmd);
     CHECK_MSG(got != NULL, "%s %s tp=%d: run failed", name, dtype, tp);
     if (!got) return;
-    const cJSON *logits = cJSON_GetObjectItem(got, "logits");
-    bool ids_ok = rd_test_json_same_ids(cJSON_GetObjectItem(got, "output_ids"), greedy);
-    double e_last = rd_test_json_rel_err(cJSON_GetArrayItem(logits, 0), last);
+    const json_t *logits = json_object_get(got, "logits");
+    bool ids_ok = rd_test_json_same_ids(json_object_get(got, "output_ids"), greedy);
+    double e_last = rd_test_json_rel_err(json_array_get(logits, 0), last);
     /* step_logits only compare while the ids agree (after a flip the contexts differ) */
     double e_step = ids_ok ? rd_test_json_rows_err(logits, steps) : NAN;
     printf("%-26s %-5s %3d  %-6s %10.2e %10.2e\n", name, dtype, tp, ids_ok ? "same" : "DIFFER",
@@ -61,7 +61,7 @@ static void run_case(const char *name, const char *dir, const char *h5, const ch
         if (!ids_ok) printf("# %s %s tp=%d: greedy ids differ (reported, not checked)\n", name,
                             dtype, tp);
     }
-    cJSON_Delete(got);
+    json_decref(got);
 }
 
 int main(void)
@@ -77,7 +77,7 @@ int main(void)
         const char *name = k_models[mi];
         char dir[1024], h5[1024], ids[4096];
         snprintf(dir, sizeof dir, "%s/golden/models/%s", shared, name);
-        cJSON *exp = rd_test_golden_case(shared, name, tmp, h5, sizeof h5, ids, sizeof ids);
+        json_t *exp = rd_test_golden_case(shared, name, tmp, h5, sizeof h5, ids, sizeof ids);
         if (!exp) continue;
         run_case(name, dir, h5, ids, exp, 1, "fp32");
         run_case(name, dir, h5, ids, exp, 1, "bf16");
@@ -85,7 +85,7 @@ int main(void)
             run_case(name, dir, h5, ids, exp, 2, "fp32");
             run_case(name, dir, h5, ids, exp, 4, "fp32");
         }
-        cJSON_Delete(exp);
+        json_decref(exp);
         remove(h5);
     }
     rmdir(tmp);

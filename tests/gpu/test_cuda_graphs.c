@@ -1,5 +1,5 @@
-/* CUDA graphs of the decode step (RD_CUDA_GRAPHS=1, see runtime/model.h): the same runs with
- * and without graphs must give the same greedy tokens. Runs `ropedist --device cuda` on random
+/* CUDA graphs of the decode step (on by default, RD_CUDA_GRAPHS=0 turns them off, see
+ * runtime/model.h): the same runs with and without graphs must give the same greedy tokens. Runs `ropedist --device cuda` on random
  * models (ropedist-convert --random) and on stories260K (when <shared> has it), in fp32 and
  * bf16, at mpirun -np 1 and -np 2 --share-gpu (the graphs then hold NCCL all-reduces), and
  * prints decode_tokens_per_s of both from the JSON timing (no assertion on speed).
@@ -34,7 +34,7 @@ struct model {
 };
 
 /* a run's JSON, or NULL; with graphs, also that a graph was recorded */
-static cJSON *run(const struct model *md, int np, const char *dtype, bool graphs, const char *extra)
+static json_t *run(const struct model *md, int np, const char *dtype, bool graphs, const char *extra)
 {
     char pre[2048], cmd[8192], ck[600] = "";
     gpu_e2e_prefix(pre, sizeof pre, np, "cuda");
@@ -42,15 +42,16 @@ static cJSON *run(const struct model *md, int np, const char *dtype, bool graphs
     snprintf(cmd, sizeof cmd,
              "%s%s --dtype %s --config %s %s %s --max-new-tokens 48 --ignore-eos --temperature 0 "
              "--output json %s",
-             graphs ? "RD_CUDA_GRAPHS=1 RD_LOG_LEVEL=debug " : "", pre, dtype, md->cfg, ck,
+             graphs ? "RD_CUDA_GRAPHS=1 RD_LOG_LEVEL=debug " : "RD_CUDA_GRAPHS=0 ", pre, dtype,
+             md->cfg, ck,
              md->prompt, extra);
     char *out = NULL, *err = NULL;
     int rc = rd_test_run(cmd, &out, &err);
-    cJSON *j = rc == 0 && out ? cJSON_Parse(out) : NULL;
+    json_t *j = rc == 0 && out ? rd_test_parse_json(out) : NULL;
     if (!j) fprintf(stderr, "run failed (rc %d): %s\n%s\n", rc, cmd, err ? err : "");
     if (j && graphs && (!err || !strstr(err, "as a graph"))) {
         fprintf(stderr, "no graph was recorded: %s\n%s\n", cmd, err ? err : "");
-        cJSON_Delete(j);
+        json_decref(j);
         j = NULL;
     }
     free(out);
@@ -58,11 +59,11 @@ static cJSON *run(const struct model *md, int np, const char *dtype, bool graphs
     return j;
 }
 
-static double tps(const cJSON *j)
+static double tps(const json_t *j)
 {
-    const cJSON *t = cJSON_GetObjectItem(j, "timing");
-    const cJSON *v = t ? cJSON_GetObjectItem(t, "decode_tokens_per_s") : NULL;
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    const json_t *t = json_object_get(j, "timing");
+    const json_t *v = t ? json_object_get(t, "decode_tokens_per_s") : NULL;
+    return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
 /* eager vs graphs for one model, dtype and np (extra flags on both; env non-empty: both
@@ -71,20 +72,20 @@ static void compare(const struct model *md, int np, const char *dtype, const cha
                     const char *env)
 {
     if (env[0]) setenv("RD_DEBUG_SYNC", "1", 1);
-    cJSON *eager = run(md, np, dtype, false, extra);
-    cJSON *graph = run(md, np, dtype, true, extra);
+    json_t *eager = run(md, np, dtype, false, extra);
+    json_t *graph = run(md, np, dtype, true, extra);
     if (env[0]) unsetenv("RD_DEBUG_SYNC");
     const bool logits = strstr(extra, "--with-logits") != NULL;
     CHECK_MSG(eager && graph, "%s %s np=%d %s: a run failed", md->name, dtype, np, extra);
     if (!eager || !graph) {
-        cJSON_Delete(eager);
-        cJSON_Delete(graph);
+        json_decref(eager);
+        json_decref(graph);
         return;
     }
-    const bool same = rd_test_json_same_ids(cJSON_GetObjectItem(graph, "output_ids"),
-                                            cJSON_GetObjectItem(eager, "output_ids"));
-    const double err = logits ? rd_test_json_rows_err(cJSON_GetObjectItem(graph, "logits"),
-                                                      cJSON_GetObjectItem(eager, "logits"))
+    const bool same = rd_test_json_same_ids(json_object_get(graph, "output_ids"),
+                                            json_object_get(eager, "output_ids"));
+    const double err = logits ? rd_test_json_rows_err(json_object_get(graph, "logits"),
+                                                      json_object_get(eager, "logits"))
                               : NAN;
     printf("%-12s %-5s np=%d %-16s %-6s %10.2e %12.1f %12.1f\n", md->name, dtype, np,
            env[0]     ? "RD_DEBUG_SYNC=1"
@@ -96,8 +97,8 @@ static void compare(const struct model *md, int np, const char *dtype, const cha
         CHECK_MSG(same, "%s %s np=%d %s: graph and eager tokens differ", md->name, dtype, np,
                   extra);
     if (logits && fp32) CHECK_MSG(err <= TOL, "%s np=%d: logits differ by %.3e", md->name, np, err);
-    cJSON_Delete(eager);
-    cJSON_Delete(graph);
+    json_decref(eager);
+    json_decref(graph);
 }
 
 /* writes a random model's config and checkpoint; false on failure */

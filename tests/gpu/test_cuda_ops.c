@@ -3,14 +3,19 @@
  * same values), cuda outputs poisoned with NaN before each call, relative L2 error bounds of
  * 1e-5 for fp32 and 2e-2 for bf16/fp16. rope_attention runs decode (one token per sequence,
  * several sequences of different lengths, long contexts for split-K, a few tokens per
- * sequence) and prefill (flat batches of several sequences, odd lengths, chunked prefill
- * over earlier cache entries) cases with GQA/MQA, partial rotary and both rope styles, each
+ * sequence; head dims up to 256; 1 to 12 query heads per kv head) and prefill (flat batches of
+ * several sequences, odd lengths, chunked prefill over earlier cache entries, hundreds of
+ * tokens over many blocks) cases with GQA/MQA, partial rotary and both rope styles, each
  * through the automatic path and forced through the decode kernel (T <= 64), the decode
- * kernel with forced split-K, and the prefill kernel. The KV cache is checked too: unused
+ * kernel with forced split-K (3 splits, and 40 short ones for long contexts), and the prefill
+ * kernel (on tensor cores for bf16/fp16 where the rows allow: several key tiles, causal
+ * skipping, interleaved sequences, head dims 32 to 256). The KV cache is checked too: unused
  * entries hold NaN on both sides and must still hold NaN afterwards. Attention sinks (window
  * > 0): a wrapped ring with S = 4, W = 16 at several ring phases, several tokens past the wrap
  * in one call, S = 0 (sliding window), and W >= length against the cpu's plain attention.
- * topk (sampling candidates) must give the cpu's ids and values exactly, ties included.
+ * topk (sampling candidates) must give the cpu's ids and values exactly, ties included, also
+ * over a whole 128k vocabulary (k = 1 and 50: many blocks, then a merge). rmsnorm runs with one
+ * row split over several blocks and with rows that are not 16-byte multiples.
  *
  * Skips (exit 77) without CUDA. RD_TEST_QUICK=1 runs a small subset (for compute-sanitizer).
  * Sets RD_DEBUG_SYNC=1 (unless set) so a fault is reported by the op that caused it. */
@@ -155,6 +160,32 @@ static void test_memory(struct pair *P)
     CHECK_MSG(zeros, "zero [%s]", rd_dtype_name(P->dt));
     CHECK(g->ops->sync(g) == RD_OK);
     CHECK(g->ops->stream(g) != NULL);
+    /* upload_async: the host array is reused at once; 300 copies of 4-40 KB wrap the staging
+     * ring several times (the emulation checks that no pending copy's source is rewritten),
+     * and one copy larger than the ring falls back to a plain upload */
+    if (g->ops->upload_async) {
+        const size_t big = (size_t)3 << 18; /* floats: 3 MiB */
+        float *src = malloc(big * sizeof(float)), *back = malloc(big * sizeof(float));
+        void *dst = NULL;
+        CHECK(g->ops->alloc(g, big * sizeof(float), &dst) == RD_OK);
+        int ok = 1;
+        for (int i = 0; i < 300 && ok; i++) {
+            const size_t n = 1000 + (size_t)(i % 10) * 1000, off = (size_t)(i % 7) * 50000;
+            for (size_t j = 0; j < n; j++) src[j] = (float)(i * 7 + (int)j);
+            CHECK(g->ops->upload_async(g, (float *)dst + off, src, n * sizeof(float)) == RD_OK);
+            if (i % 50 == 49) {
+                CHECK(g->ops->download(g, back, (float *)dst + off, n * sizeof(float)) == RD_OK);
+                ok = memcmp(back, src, n * sizeof(float)) == 0;
+            }
+        }
+        CHECK_MSG(ok, "upload_async: what arrived differs from what was sent");
+        for (size_t j = 0; j < big; j++) src[j] = (float)(j % 1000);
+        CHECK(g->ops->upload_async(g, dst, src, big * sizeof(float)) == RD_OK);
+        CHECK(g->ops->download(g, back, dst, big * sizeof(float)) == RD_OK);
+        CHECK_MSG(memcmp(back, src, big * sizeof(float)) == 0, "upload_async larger than the ring");
+        g->ops->free(g, dst);
+        free(src), free(back);
+    }
     /* an impossible allocation reports OOM and leaves the backend usable */
     void *huge = NULL;
     CHECK(g->ops->alloc(g, (size_t)1 << 50, &huge) == RD_ERR_OOM && huge == NULL);
@@ -448,6 +479,18 @@ static const struct attn_case k_cases[] = {
      {1, 1, 1, 1, 1}, 1, 0, 0, 0},
     {"decode mqa partial", 8, 1, 64, 32, RD_ROPE_NEOX, 8, 1.0f, 3, {9, 40, 2}, {1, 1, 1}, 1, 0, 0, 0},
     {"decode gqa12 spec", 12, 1, 64, 64, RD_ROPE_NEOX, 16, 1.1f, 3, {30, 7, 55}, {1, 3, 2}, 1, 0, 0, 0},
+    /* decode with Dh > 128 (8 output dims per lane) and 3, 5, 6, 7 query heads per kv head */
+    {"decode dh256 gqa3", 6, 2, 256, 256, RD_ROPE_NEOX, 16, 1.0f, 3, {40, 300, 7}, {1, 1, 1}, 1,
+     0, 0, 0},
+    {"decode dh160 gqa5 gptj partial", 5, 1, 160, 80, RD_ROPE_GPTJ, 8, 1.0f, 2, {20, 90}, {1, 2},
+     1, 0, 0, 0},
+    {"decode gqa6", 12, 2, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 3, {33, 70, 5}, {1, 1, 1}, 1, 0, 0, 0},
+    {"decode gqa7 long", 7, 1, 128, 128, RD_ROPE_NEOX, 32, 1.0f, 1, {700}, {1}, 0, 0, 0, 0},
+    /* head dim 32 (4 or 8 lanes per key row), 8 query heads per kv head; 2 per kv head */
+    {"decode dh32 gqa8", 8, 1, 32, 32, RD_ROPE_NEOX, 16, 1.0f, 3, {70, 3, 129}, {1, 1, 1}, 1, 0, 0,
+     0},
+    {"decode gqa2 gptj", 4, 2, 128, 128, RD_ROPE_GPTJ, 16, 1.0f, 4, {300, 129, 64, 0},
+     {1, 1, 1, 1}, 1, 0, 0, 0},
     /* long contexts: split-K (auto) */
     {"decode long", 8, 2, 128, 128, RD_ROPE_NEOX, 64, 1.0f, 3, {3000, 1500, 70}, {1, 1, 1}, 1, 0, 0, 0},
     {"decode long dh64", 16, 16, 64, 64, RD_ROPE_GPTJ, 32, 1.0f, 1, {4100}, {1}, 0, 0, 0, 0},
@@ -456,10 +499,18 @@ static const struct attn_case k_cases[] = {
     {"prefill flat 3 seqs dh80", 6, 2, 80, 40, RD_ROPE_GPTJ, 16, 1.0f, 3, {0, 0, 0}, {45, 20, 33},
      0, 0, 0, 0},
     {"prefill chunked", 8, 8, 32, 32, RD_ROPE_NEOX, 16, 1.0f, 2, {50, 17}, {30, 40}, 0, 0, 0, 0},
-    {"mixed small odd block", 4, 2, 96, 96, RD_ROPE_NEOX, 5, 1.0f, 3, {3, 0, 20}, {7, 5, 2}, 1, 0, 0, 0},
     {"prefill dh256 partial", 4, 2, 256, 64, RD_ROPE_NEOX, 16, 1.2f, 2, {10, 0}, {33, 40}, 0, 0, 0, 0},
+    {"mixed small odd block", 4, 2, 96, 96, RD_ROPE_NEOX, 5, 1.0f, 3, {3, 0, 20}, {7, 5, 2}, 1, 0, 0, 0},
     {"dh36 unaligned", 2, 1, 36, 36, RD_ROPE_GPTJ, 7, 1.0f, 2, {12, 3}, {9, 4}, 0, 0, 0, 0},
+    /* prefill on tensor cores (bf16/fp16): 8 heads per kv head over several key tiles with
+     * causal skipping; tokens of two sequences interleaved, so a block of rows holds both */
+    {"prefill gqa8 tiles", 8, 1, 128, 128, RD_ROPE_NEOX, 16, 1.0f, 1, {0}, {150}, 0, 0, 0, 0},
+    {"prefill interleaved dh64", 4, 2, 64, 64, RD_ROPE_GPTJ, 16, 1.0f, 2, {40, 0}, {70, 90}, 1, 0,
+     0, 0},
     {"prefill mqa chunk", 8, 1, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {100, 33}, {50, 60}, 0, 0, 0, 0},
+    /* prefill over many blocks of query rows (T well above 100, no GQA grouping) */
+    {"prefill many blocks", 4, 4, 64, 64, RD_ROPE_NEOX, 16, 1.0f, 2, {0, 10}, {180, 150}, 0, 0, 0,
+     0},
     /* attention sinks: ctx = tokens seen so far; S=4, W=16 with the ring wrapped (decode, one
      * token per sequence, at several ring phases) */
     {"sinks S4 W16 wrapped", 8, 2, 64, 64, RD_ROPE_NEOX, 4, 1.0f, 4, {16, 20, 37, 100},
@@ -486,13 +537,18 @@ static void test_attention(struct pair *P)
     const int n_cases = (int)(sizeof k_cases / sizeof k_cases[0]);
     for (int i = 0; i < n_cases; i++) {
         const struct attn_case *C = &k_cases[i];
-        if (g_quick && i % 3 != 0) continue;
+        /* quick: every third case, and the big heads (prefill over 48 KB of shared memory) */
+        if (g_quick && i % 3 != 0 && C->Dh <= 128) continue;
         int T = 0;
         for (int s = 0; s < C->n_seqs; s++) T += C->n[s];
         run_attn(P, C, "auto", 0);
+        int max_ctx = 0;
+        for (int s = 0; s < C->n_seqs; s++)
+            if (C->ctx[s] + C->n[s] > max_ctx) max_ctx = C->ctx[s] + C->n[s];
         if (T <= 64) {
             run_attn(P, C, "decode", 1);
             run_attn(P, C, "decode", 3);
+            if (max_ctx >= 1000 && !g_quick) run_attn(P, C, "decode", 40); /* short splits */
         }
         if (!g_quick || T > 64) run_attn(P, C, "prefill", 0);
     }
@@ -525,7 +581,9 @@ int main(void)
         test_embed(&P, 300, 4096, 3);
         test_norms(&P, 5, 4096);
         test_norms(&P, 3, 100);
-        test_norms(&P, 1, 8192);
+        test_norms(&P, 1, 8192);  /* one row over several blocks */
+        test_norms(&P, 2, 1536);
+        test_norms(&P, 1, 1000);  /* rows not in 16-byte pieces */
         test_matmul(&P, 1, 256, 512);
         test_matmul(&P, 7, 300, 129);
         if (!g_quick) test_matmul(&P, 33, 64, 1024);
@@ -535,6 +593,9 @@ int main(void)
         test_topk(&P, 2, 128256 / 4, 50, 96192, 0);
         test_topk(&P, 5, 1000, 64, 17, 1);      /* ties everywhere */
         test_topk(&P, 2, 40, 64, 0, 0);         /* V < k: padded with (-inf, -1) */
+        test_topk(&P, 2, 128256, 1, 0, 0);      /* a whole vocabulary: 32 blocks, then a merge */
+        test_topk(&P, 1, 128256, 50, 0, 0);
+        test_topk(&P, 2, 20001, 64, 3, 1);      /* ties across blocks, odd length */
         if (!g_quick) test_topk(&P, 3000, 300, 64, 0, 0); /* more rows than the workspace */
         test_attention(&P);
         rd_backend_free(P.gpu);

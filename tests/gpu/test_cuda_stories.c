@@ -3,7 +3,7 @@
  * `--device cuda --dtype fp32`, must print the story its README quotes at tp = 1, 2, 4 and 8
  * (several ranks on the one GPU with --share-gpu; tp 8 replicates the 4 kv heads).
  *
- * <shared> is RD_SHARED_DIR (see tests/gpu/pack_shared.sh). Skips (77) without CUDA, without a
+ * <shared> is RD_SHARED_DIR (see tests/gpu/pack.sh). Skips (77) without CUDA, without a
  * device or without the data. */
 #include <stdio.h>
 #include <stdlib.h>

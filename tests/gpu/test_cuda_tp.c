@@ -35,7 +35,7 @@ static const struct shape k_shapes[] = {
 
 static char g_prompt[1024];
 
-static cJSON *run(int np, const char *device, const char *cfg, const char *h5, const char *flags)
+static json_t *run(int np, const char *device, const char *cfg, const char *h5, const char *flags)
 {
     char pre[2048], cmd[8192];
     gpu_e2e_prefix(pre, sizeof pre, np, device);
@@ -47,15 +47,15 @@ static cJSON *run(int np, const char *device, const char *cfg, const char *h5, c
 }
 
 /* compares one run with the reference run; prints a row */
-static void compare(const char *shape, const char *what, const cJSON *got, const cJSON *ref,
+static void compare(const char *shape, const char *what, const json_t *got, const json_t *ref,
                     bool logits)
 {
     CHECK_MSG(got != NULL, "%s %s: run failed", shape, what);
     if (!got || !ref) return;
-    bool ids = rd_test_json_same_ids(cJSON_GetObjectItem(got, "output_ids"),
-                                     cJSON_GetObjectItem(ref, "output_ids"));
-    double e = logits ? rd_test_json_rows_err(cJSON_GetObjectItem(got, "logits"),
-                                              cJSON_GetObjectItem(ref, "logits"))
+    bool ids = rd_test_json_same_ids(json_object_get(got, "output_ids"),
+                                     json_object_get(ref, "output_ids"));
+    double e = logits ? rd_test_json_rows_err(json_object_get(got, "logits"),
+                                              json_object_get(ref, "logits"))
                       : NAN;
     printf("%-14s %-24s %-6s %10.2e\n", shape, what, ids ? "same" : "DIFFER", e);
     CHECK_MSG(ids, "%s %s: greedy ids differ", shape, what);
@@ -83,35 +83,35 @@ int main(void)
         CHECK_MSG(rc == 0, "%s: convert failed", s->name);
         if (rc) continue;
 
-        cJSON *ref = run(1, "cuda", cfg, h5, "--with-logits");
+        json_t *ref = run(1, "cuda", cfg, h5, "--with-logits");
         CHECK_MSG(ref != NULL, "%s: cuda np=1 run failed", s->name);
-        cJSON *cpu = run(1, "cpu", cfg, h5, "--with-logits");
+        json_t *cpu = run(1, "cpu", cfg, h5, "--with-logits");
         compare(s->name, "cpu np=1 vs cuda np=1", cpu, ref, true);
         for (int np = 2; np <= 4; np *= 2) {
-            cJSON *got = run(np, "cuda", cfg, h5, "--with-logits");
+            json_t *got = run(np, "cuda", cfg, h5, "--with-logits");
             char what[64];
             snprintf(what, sizeof what, "cuda np=%d vs cuda np=1", np);
             compare(s->name, what, got, ref, true);
-            cJSON_Delete(got);
+            json_decref(got);
         }
         /* attention sinks: W = 32 wraps during the prompt (one token per call from there);
          * W = 80 takes the prompt in one prefill call (T = 70) and wraps while generating */
         const char *sinks[] = {"--sink-tokens 4 --attention-window 32",
                                "--sink-tokens 4 --attention-window 80"};
         for (int wi = 0; wi < 2; wi++) {
-            cJSON *cpu_s = run(1, "cpu", cfg, h5, sinks[wi]);
+            json_t *cpu_s = run(1, "cpu", cfg, h5, sinks[wi]);
             CHECK_MSG(cpu_s != NULL, "%s: cpu run with %s failed", s->name, sinks[wi]);
             for (int np = 1; np <= 2; np++) {
-                cJSON *got = run(np, "cuda", cfg, h5, sinks[wi]);
+                json_t *got = run(np, "cuda", cfg, h5, sinks[wi]);
                 char what[64];
                 snprintf(what, sizeof what, "W=%d cuda np=%d vs cpu", wi ? 80 : 32, np);
                 compare(s->name, what, got, cpu_s, false);
-                cJSON_Delete(got);
+                json_decref(got);
             }
-            cJSON_Delete(cpu_s);
+            json_decref(cpu_s);
         }
-        cJSON_Delete(cpu);
-        cJSON_Delete(ref);
+        json_decref(cpu);
+        json_decref(ref);
         remove(cfg);
         remove(h5);
     }

@@ -35,35 +35,37 @@ static char *run(int np, const char *prompts, const char *flags)
 
 /* The output split in two: each line without timing and logits (text compared exactly), and
  * the lines' logits (compared numerically). */
-static char *split_output(const char *out, int *n_lines, cJSON *logits)
+static char *split_output(const char *out, int *n_lines, json_t *logits)
 {
-    size_t cap = strlen(out) + 1;
-    char *res = calloc(1, cap), *copy = strdup(out);
+    char *res = NULL, *copy = strdup(out);
+    size_t len = 0;
+    FILE *f = open_memstream(&res, &len);
     *n_lines = 0;
     for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
-        cJSON *j = cJSON_Parse(line);
+        json_t *j = rd_test_parse_json(line);
         if (!j) continue;
-        cJSON_DeleteItemFromObject(j, "timing");
-        cJSON *l = cJSON_DetachItemFromObject(j, "logits");
-        cJSON_AddItemToArray(logits, l ? l : cJSON_CreateArray());
-        char *s = cJSON_PrintUnformatted(j);
-        strncat(res, s, cap - strlen(res) - 2);
-        strcat(res, "\n");
+        json_object_del(j, "timing");
+        json_t *l = json_object_get(j, "logits");
+        json_array_append_new(logits, l ? json_incref(l) : json_array());
+        json_object_del(j, "logits");
+        char *s = rd_test_json_compact(j);
+        fprintf(f, "%s\n", s ? s : "");
         free(s);
-        cJSON_Delete(j);
+        json_decref(j);
         (*n_lines)++;
     }
+    fclose(f);
     free(copy);
     return res;
 }
 
 /* the largest relative difference between two runs' logits, prompt by prompt */
-static double logits_err(const cJSON *got, const cJSON *want)
+static double logits_err(const json_t *got, const json_t *want)
 {
-    if (cJSON_GetArraySize(got) != cJSON_GetArraySize(want)) return INFINITY;
+    if (json_array_size(got) != json_array_size(want)) return INFINITY;
     double worst = 0;
-    for (int i = 0; i < cJSON_GetArraySize(want); i++) {
-        double e = rd_test_json_rows_err(cJSON_GetArrayItem(got, i), cJSON_GetArrayItem(want, i));
+    for (size_t i = 0; i < json_array_size(want); i++) {
+        double e = rd_test_json_rows_err(json_array_get(got, i), json_array_get(want, i));
         if (e > worst || isnan(e)) worst = e;
     }
     return worst;
@@ -111,7 +113,7 @@ int main(void)
             CHECK_MSG(ref_out != NULL, "%s: the one-at-a-time run failed", k_cases[c].what);
             if (!ref_out) continue;
             int n_ref;
-            cJSON *ref_logits = cJSON_CreateArray();
+            json_t *ref_logits = json_array();
             char *ref = split_output(ref_out, &n_ref, ref_logits);
             CHECK_MSG(n_ref == 13, "%s: %d results for 13 prompts", k_cases[c].what, n_ref);
             const char *batches[] = {"--batch 4 --max-batch-tokens 16", "--batch 13"};
@@ -119,7 +121,7 @@ int main(void)
                 snprintf(flags, sizeof flags, "%s %s", k_cases[c].flags, batches[b]);
                 char *out = run(np, prompts, flags);
                 int n = 0;
-                cJSON *logits = cJSON_CreateArray();
+                json_t *logits = json_array();
                 char *got = out ? split_output(out, &n, logits) : strdup("");
                 bool same = !strcmp(got, ref);
                 double e = logits_err(logits, ref_logits);
@@ -129,11 +131,11 @@ int main(void)
                           k_cases[c].what, np, batches[b]);
                 CHECK_MSG(e <= TOL, "%s np=%d %s: logits differ from one prompt at a time by "
                           "%.3e", k_cases[c].what, np, batches[b], e);
-                cJSON_Delete(logits);
+                json_decref(logits);
                 free(out);
                 free(got);
             }
-            cJSON_Delete(ref_logits);
+            json_decref(ref_logits);
             free(ref);
             free(ref_out);
         }

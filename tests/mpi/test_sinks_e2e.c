@@ -8,7 +8,7 @@
 
 #include "test_util.h"
 
-static cJSON *run(const char *cfg, const char *h5, const char *flags, char **err_out)
+static json_t *run(const char *cfg, const char *h5, const char *flags, char **err_out)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
@@ -17,7 +17,7 @@ static cJSON *run(const char *cfg, const char *h5, const char *flags, char **err
              rd_test_mpirun(), rd_test_bin_dir(), cfg, h5, flags);
     char *out = NULL, *err = NULL;
     int rc = rd_test_run(cmd, &out, &err);
-    cJSON *j = rc == 0 ? cJSON_Parse(out) : NULL;
+    json_t *j = rc == 0 ? rd_test_parse_json(out) : NULL;
     if (!j) fprintf(stderr, "run failed (rc %d): %s\n%s\n", rc, cmd, err ? err : "");
     free(out);
     if (err_out) *err_out = err;
@@ -42,33 +42,33 @@ int main(void)
     CHECK(rd_test_run(cmd, NULL, NULL) == 0);
 
     /* 1. window >= sequence: identical to plain attention */
-    cJSON *plain = run(cfg, h5, "--max-new-tokens 30 --with-logits", NULL);
-    cJSON *win = run(cfg, h5, "--max-new-tokens 30 --with-logits --sink-tokens 4 --attention-window 48", NULL);
+    json_t *plain = run(cfg, h5, "--max-new-tokens 30 --with-logits", NULL);
+    json_t *win = run(cfg, h5, "--max-new-tokens 30 --with-logits --sink-tokens 4 --attention-window 48", NULL);
     CHECK(plain && win);
     if (plain && win) {
-        bool ids = rd_test_json_same_ids(cJSON_GetObjectItem(win, "output_ids"),
-                                         cJSON_GetObjectItem(plain, "output_ids"));
-        double worst = rd_test_json_rows_err(cJSON_GetObjectItem(win, "logits"),
-                                             cJSON_GetObjectItem(plain, "logits"));
+        bool ids = rd_test_json_same_ids(json_object_get(win, "output_ids"),
+                                         json_object_get(plain, "output_ids"));
+        double worst = rd_test_json_rows_err(json_object_get(win, "logits"),
+                                             json_object_get(plain, "logits"));
         printf("window 48 >= 39 tokens vs plain: ids %s, largest logit difference %.2e\n",
                ids ? "same" : "DIFFER", worst);
         CHECK_MSG(ids, "greedy ids differ from plain attention");
         CHECK(worst <= 1e-6);
     }
-    cJSON_Delete(plain);
-    cJSON_Delete(win);
+    json_decref(plain);
+    json_decref(win);
 
     /* 2. far past the window and the trained context, with a 16-entry cache */
     char *err = NULL;
-    cJSON *lng = run(cfg, h5, "--max-new-tokens 200 --sink-tokens 4 --attention-window 16 --verbose", &err);
+    json_t *lng = run(cfg, h5, "--max-new-tokens 200 --sink-tokens 4 --attention-window 16 --verbose", &err);
     CHECK(lng != NULL);
     if (lng) {
-        int n = cJSON_GetArraySize(cJSON_GetObjectItem(lng, "output_ids"));
-        const cJSON *fr = cJSON_GetObjectItem(lng, "finish_reason");
+        int n = (int)json_array_size(json_object_get(lng, "output_ids"));
+        const json_t *fr = json_object_get(lng, "finish_reason");
         printf("S=4 W=16: generated %d tokens (prompt 9), finish_reason %s\n", n,
-               cJSON_IsString(fr) ? fr->valuestring : "?");
+               json_is_string(fr) ? json_string_value(fr) : "?");
         CHECK(n == 200);
-        CHECK(cJSON_IsString(fr) && !strcmp(fr->valuestring, "length"));
+        CHECK(json_is_string(fr) && !strcmp(json_string_value(fr), "length"));
         /* both ranks report a 16-entry cache */
         int reports = 0;
         for (const char *p = err; p && (p = strstr(p, "(16 entries per sequence)")); p++) reports++;
@@ -76,7 +76,7 @@ int main(void)
         CHECK(reports == 2);
     }
     free(err);
-    cJSON_Delete(lng);
+    json_decref(lng);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     rd_test_run(cmd, NULL, NULL);
     return rd_test_finish("attention sinks end to end");

@@ -30,7 +30,7 @@ static const struct shape k_shapes[] = {
      ", \"partial_rotary_factor\": 0.5, \"ropedist\": {\"rope_style\": \"gptj\"}"},
 };
 
-static cJSON *run(const char *bin, int np, const char *cfg, const char *h5, const char *flags)
+static json_t *run(const char *bin, int np, const char *cfg, const char *h5, const char *flags)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
@@ -39,7 +39,7 @@ static cJSON *run(const char *bin, int np, const char *cfg, const char *h5, cons
              rd_test_mpirun(), np, bin, cfg, h5, flags);
     char *out = NULL, *err = NULL;
     int rc = rd_test_run(cmd, &out, &err);
-    cJSON *j = rc == 0 ? cJSON_Parse(out) : NULL;
+    json_t *j = rc == 0 ? rd_test_parse_json(out) : NULL;
     if (!j) fprintf(stderr, "run failed (rc %d): %s\n%s\n", rc, cmd, err ? err : "");
     free(out);
     free(err);
@@ -62,32 +62,32 @@ int main(void)
                                       (unsigned)(si + 3));
         CHECK_MSG(rc == 0, "%s: convert failed", s->name);
         if (rc) continue;
-        cJSON *ref = run(bin, 1, cfg, h5, "--with-logits");
-        cJSON *ref_s = run(bin, 1, cfg, h5, "--temperature 0.9 --top-k 40 --top-p 0.95 --seed 7");
+        json_t *ref = run(bin, 1, cfg, h5, "--with-logits");
+        json_t *ref_s = run(bin, 1, cfg, h5, "--temperature 0.9 --top-k 40 --top-p 0.95 --seed 7");
         CHECK_MSG(ref && ref_s, "%s: np=1 run failed", s->name);
         if (!ref || !ref_s) continue;
         for (int np = 2; np <= 4; np *= 2) {
-            cJSON *got = run(bin, np, cfg, h5, "--with-logits");
-            cJSON *got_s = run(bin, np, cfg, h5, "--temperature 0.9 --top-k 40 --top-p 0.95 --seed 7");
+            json_t *got = run(bin, np, cfg, h5, "--with-logits");
+            json_t *got_s = run(bin, np, cfg, h5, "--temperature 0.9 --top-k 40 --top-p 0.95 --seed 7");
             CHECK_MSG(got && got_s, "%s: np=%d run failed", s->name, np);
             if (got && got_s) {
-                bool ids = rd_test_json_same_ids(cJSON_GetObjectItem(got, "output_ids"),
-                                                 cJSON_GetObjectItem(ref, "output_ids"));
-                double e = rd_test_json_rows_err(cJSON_GetObjectItem(got, "logits"),
-                                                 cJSON_GetObjectItem(ref, "logits"));
-                bool samp = rd_test_json_same_ids(cJSON_GetObjectItem(got_s, "output_ids"),
-                                                  cJSON_GetObjectItem(ref_s, "output_ids"));
+                bool ids = rd_test_json_same_ids(json_object_get(got, "output_ids"),
+                                                 json_object_get(ref, "output_ids"));
+                double e = rd_test_json_rows_err(json_object_get(got, "logits"),
+                                                 json_object_get(ref, "logits"));
+                bool samp = rd_test_json_same_ids(json_object_get(got_s, "output_ids"),
+                                                  json_object_get(ref_s, "output_ids"));
                 printf("%-14s %3d %-6s %10.2e %-8s\n", s->name, np, ids ? "same" : "DIFFER", e,
                        samp ? "same" : "DIFFER");
                 CHECK_MSG(ids, "%s np=%d: greedy ids differ from np=1", s->name, np);
                 CHECK_MSG(e <= TOL, "%s np=%d: logits differ from np=1 by %.3e", s->name, np, e);
                 CHECK_MSG(samp, "%s np=%d: sampled ids (seed 7) differ from np=1", s->name, np);
             }
-            cJSON_Delete(got);
-            cJSON_Delete(got_s);
+            json_decref(got);
+            json_decref(got_s);
         }
-        cJSON_Delete(ref);
-        cJSON_Delete(ref_s);
+        json_decref(ref);
+        json_decref(ref_s);
         remove(cfg);
         remove(h5);
     }

@@ -2,8 +2,9 @@
 # The fault test under a real SLURM: a rank killed with SIGKILL in the middle of generation
 # ends the job within RD_FAULT_LIMIT_S (30) seconds, with a non-zero status and a message naming
 # the lost rank. Two launches: launch/ropedist-run with srun (3 ranks, rank 1 killed), and the
-# project's batch script through sbatch --wait (3 ranks, rank 2 killed). Times are printed.
-# Exits 77 (skipped) when SLURM is not installed or we are not root.
+# project's batch script through sbatch --wait (3 ranks, rank 2 killed); then scancel of a
+# running batch job ends every rank, and slurmctld reports the job CANCELLED. Times are printed.
+# Exits 77 (skipped) when SLURM is not installed, we are not root, or slurmd cannot run here.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 src=${RD_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
@@ -55,12 +56,17 @@ echo "sbatch (ropedist.sbatch, $NP tasks), SIGKILL to rank 2: ranks gone after $
 [ "$RD_LAUNCH_RC" != 0 ] || rd_fault_fail "the batch job ended with status 0 after losing rank 2"
 check_named 2 "$RD_RANK_ERR"
 
-# 3. scancel (SIGTERM to the job's steps, SIGKILL after KillWait) ends every rank
+# 3. scancel (SIGTERM to the job's steps, SIGKILL after KillWait) ends every rank. sbatch --wait
+# now and then returns 0 for a cancelled job (it reads the job's exit code, which the cancel
+# races with), so it runs here through a shim that always returns 0, and the job's end is asked
+# of slurmctld instead: the checks below hold in that case every time, not 6 runs in 7
 RD_RANK_ERR=$RD_SCRATCH/job3.err
+printf '#!/bin/sh\nsbatch "$@"\necho $? >"$0.status"\nexit 0\n' >"$RD_SCRATCH/sbatch_status0"
+chmod +x "$RD_SCRATCH/sbatch_status0"
 # shellcheck disable=SC2046
 rd_launch_bg env ROPEDIST_BIN="$RD_ROPEDIST" ROPEDIST_RUN="$src/launch/ropedist-run" \
     ROPEDIST_ARGS="$(rd_long_args)" \
-    sbatch --wait --job-name=rd_cancel --nodes=1 --ntasks-per-node=2 --gpus-per-node=0 \
+    "$RD_SCRATCH/sbatch_status0" --wait --job-name=rd_cancel --nodes=1 --ntasks-per-node=2 --gpus-per-node=0 \
     --cpus-per-task=1 --time=10 --chdir="$RD_SCRATCH" -o "$RD_SCRATCH/job3.out" -e "$RD_RANK_ERR" \
     "$src/launch/slurm/ropedist.sbatch"
 rd_wait_generating 2
@@ -69,8 +75,10 @@ job=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$RD_SCRATCH/out.txt")
 t0=$(date +%s.%N)
 scancel "$job"
 rd_wait_all_gone "$t0"
-echo "sbatch (2 tasks), scancel $job: ranks gone after ${RD_RANKS_ELAPSED}s, launcher after ${RD_ELAPSED}s," \
-     "sbatch --wait status $RD_LAUNCH_RC"
+echo "sbatch (2 tasks), scancel $job: ranks gone after ${RD_RANKS_ELAPSED}s, launcher after ${RD_ELAPSED}s"
 grep -hE "fatal|signal|CANCELLED" "$RD_RANK_ERR" | head -n 6 | sed 's/^/  | /'
-[ "$RD_LAUNCH_RC" != 0 ] || rd_fault_fail "a cancelled job reported status 0"
+[ -z "$(squeue -h -j "$job" -o %i 2>/dev/null)" ] || rd_fault_fail "job $job is still queued"
+state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | head -n 1)
+echo "  slurmctld: $state (sbatch --wait itself returned $(cat "$RD_SCRATCH/sbatch_status0.status" 2>/dev/null))"
+[ "$state" = "JobState=CANCELLED" ] || rd_fault_fail "cancelled job $job ended as '${state:-unknown}'"
 echo "PASS: under SLURM a killed rank ends the job within ${RD_FAULT_LIMIT_S}s and is named; scancel ends all ranks"

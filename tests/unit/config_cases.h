@@ -9,9 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <cjson/cJSON.h>
-
 #include "runtime/config.h"
+#include "test_util.h"
 
 #define ERR_LEN 1024
 #define BASE_DIR "/base/dir"
@@ -25,21 +24,21 @@ static const char *const k_base =
  * removes the key. */
 static inline rd_status parse_editv(struct rd_config *cfg, char *err, va_list ap)
 {
-    cJSON *root = cJSON_Parse(k_base);
+    json_t *root = rd_test_parse_json(k_base);
     const char *key;
     while ((key = va_arg(ap, const char *)) != NULL) {
         const char *val = va_arg(ap, const char *);
-        cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+        json_object_del(root, key);
         if (!val) continue;
-        cJSON *v = cJSON_Parse(val);
+        json_t *v = rd_test_parse_json(val);
         if (!v) {
             fprintf(stderr, "test bug: edit %s=%s is not JSON\n", key, val);
             exit(2);
         }
-        cJSON_AddItemToObject(root, key, v);
+        json_object_set_new(root, key, v);
     }
-    char *txt = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
+    char *txt = rd_test_json_compact(root);
+    json_decref(root);
     err[0] = 0;
     rd_status st = rd_config_parse(txt, BASE_DIR, cfg, err, ERR_LEN);
     free(txt);

@@ -130,7 +130,7 @@ static void test_roundtrip(void)
     CHECK(rd_ckpt_bytes_read(ck) == 0);
 
     char *cfg = NULL;
-    CHECK(rd_ckpt_config_json(ck, &cfg) == RD_OK && cfg && !strcmp(cfg, CONFIG));
+    CHECK(rd_ckpt_config_json(ck, &cfg, NULL, 0) == RD_OK && cfg && !strcmp(cfg, CONFIG));
     free(cfg);
 
     struct {
@@ -264,7 +264,7 @@ static void test_overwrite(void)
     struct rd_ckpt *ck = NULL;
     CHECK(rd_ckpt_open(path, &ck, err, sizeof err) == RD_OK);
     char *cfg = NULL;
-    CHECK(ck && rd_ckpt_config_json(ck, &cfg) == RD_OK && cfg &&
+    CHECK(ck && rd_ckpt_config_json(ck, &cfg, NULL, 0) == RD_OK && cfg &&
           !strcmp(cfg, "{\"replaced\": true}"));
     free(cfg);
     rd_ckpt_close(ck);
@@ -317,7 +317,7 @@ static void test_foreign(void)
     H5Fclose(h);
     CHECK(rd_ckpt_open(path, &ck, err, sizeof err) == RD_OK);
     char *cfg = NULL;
-    CHECK(ck && rd_ckpt_config_json(ck, &cfg) == RD_OK && cfg && !strcmp(cfg, txt));
+    CHECK(ck && rd_ckpt_config_json(ck, &cfg, NULL, 0) == RD_OK && cfg && !strcmp(cfg, txt));
     free(cfg);
     rd_ckpt_close(ck);
 

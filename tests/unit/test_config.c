@@ -443,14 +443,14 @@ static void test_to_json(void)
 /* ---- the golden model configs ---- */
 
 /* every number in the rope object of config.json must be in the struct */
-static void check_rope_json(const char *what, const cJSON *rp, const struct rd_config *c)
+static void check_rope_json(const char *what, const json_t *rp, const struct rd_config *c)
 {
-    const cJSON *it;
-    cJSON_ArrayForEach(it, rp)
+    const char *k;
+    const json_t *it;
+    json_object_foreach((json_t *)rp, k, it)
     {
-        const char *k = it->string;
-        double v = it->valuedouble;
-        if (!strcmp(k, "rope_type")) CHECK_MSG(!strcmp(rd_rope_type_name(c->rope.type), it->valuestring), "%s", what);
+        double v = json_number_value(it);
+        if (!strcmp(k, "rope_type")) CHECK_MSG(!strcmp(rd_rope_type_name(c->rope.type), json_string_value(it)), "%s", what);
         else if (!strcmp(k, "rope_theta")) CHECK_MSG(c->rope.theta == v, "%s theta", what);
         else if (!strcmp(k, "factor")) CHECK_MSG(c->rope.factor == v && c->rope.has_factor, "%s factor", what);
         else if (!strcmp(k, "original_max_position_embeddings")) CHECK_MSG(c->rope.original_max_pos == (int)v, "%s", what);
@@ -462,17 +462,17 @@ static void check_rope_json(const char *what, const cJSON *rp, const struct rd_c
         else if (!strcmp(k, "short_factor") || !strcmp(k, "long_factor")) {
             const double *f = k[0] == 's' ? c->rope.short_factor : c->rope.long_factor;
             int n = k[0] == 's' ? c->rope.n_short : c->rope.n_long;
-            CHECK_MSG(n == cJSON_GetArraySize(it), "%s %s count", what, k);
-            for (int i = 0; i < n && i < cJSON_GetArraySize(it); i++)
-                CHECK_MSG(f[i] == cJSON_GetArrayItem(it, i)->valuedouble, "%s %s[%d]", what, k, i);
+            CHECK_MSG(n == (int)json_array_size(it), "%s %s count", what, k);
+            for (int i = 0; i < n && i < (int)json_array_size(it); i++)
+                CHECK_MSG(f[i] == json_number_value(json_array_get(it, i)), "%s %s[%d]", what, k, i);
         }
     }
 }
 
-static int json_int(const cJSON *o, const char *k)
+static int json_int(const json_t *o, const char *k)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(it) ? it->valueint : -12345;
+    const json_t *it = json_object_get(o, k);
+    return json_is_number(it) ? (int)json_number_value(it) : -12345;
 }
 
 static void test_golden_configs(void)
@@ -501,7 +501,7 @@ static void test_golden_configs(void)
         rd_status st = rd_config_load(p1, &a, e, ERR_LEN);
         CHECK_MSG(st == RD_OK, "%s: %s", p1, e);
         if (st != RD_OK) continue;
-        cJSON *j = rd_test_load_json(p1);
+        json_t *j = rd_test_load_json(p1);
         CHECK_MSG(j != NULL, "%s is not JSON", p1);
         if (j) {
             CHECK_MSG(a.hidden_size == json_int(j, "hidden_size") &&
@@ -514,21 +514,21 @@ static void test_golden_configs(void)
                           a.max_position_embeddings == json_int(j, "max_position_embeddings"),
                       "%s: sizes differ from the JSON", de->d_name);
             CHECK_MSG(a.tie_word_embeddings ==
-                          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings")),
+                          json_is_true(json_object_get(j, "tie_word_embeddings")),
                       "%s: tie_word_embeddings", de->d_name);
             CHECK(a.bos_token_id == json_int(j, "bos_token_id"));
             CHECK(a.n_eos == 1 && a.eos_token_ids[0] == json_int(j, "eos_token_id"));
             CHECK(a.rotary_dim == a.head_dim);
-            const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype");
-            if (cJSON_IsString(dt)) {
-                enum rd_dtype want = !strcmp(dt->valuestring, "bfloat16") ? RD_DTYPE_BF16
-                                     : !strcmp(dt->valuestring, "float16") ? RD_DTYPE_F16
+            const json_t *dt = json_object_get(j, "dtype");
+            if (json_is_string(dt)) {
+                enum rd_dtype want = !strcmp(json_string_value(dt), "bfloat16") ? RD_DTYPE_BF16
+                                     : !strcmp(json_string_value(dt), "float16") ? RD_DTYPE_F16
                                                                            : RD_DTYPE_F32;
                 CHECK_MSG(a.rope_freq_dtype == want, "%s: rope_freq_dtype %d for dtype %s",
-                          de->d_name, a.rope_freq_dtype, dt->valuestring);
+                          de->d_name, a.rope_freq_dtype, json_string_value(dt));
             }
-            check_rope_json(de->d_name, cJSON_GetObjectItemCaseSensitive(j, "rope_parameters"), &a);
-            cJSON_Delete(j);
+            check_rope_json(de->d_name, json_object_get(j, "rope_parameters"), &a);
+            json_decref(j);
         }
         if (stat(p2, &sb) != 0) {
             printf("note: %s has no config.hub.json\n", de->d_name);

@@ -94,7 +94,7 @@ static char *ckpt_config(const char *h5)
     char err[512];
     struct rd_ckpt *ck = NULL;
     char *cfg = NULL;
-    if (rd_ckpt_open(h5, &ck, err, sizeof err) == RD_OK) rd_ckpt_config_json(ck, &cfg);
+    if (rd_ckpt_open(h5, &ck, err, sizeof err) == RD_OK) rd_ckpt_config_json(ck, &cfg, NULL, 0);
     rd_ckpt_close(ck);
     return cfg;
 }
@@ -242,17 +242,17 @@ static void test_convert(const char *shared)
 
     /* the random config keeps the original fields and gains the note; still a valid config */
     char *rc_txt = ckpt_config(r1);
-    cJSON *j = rc_txt ? cJSON_Parse(rc_txt) : NULL;
-    cJSON *note = cJSON_GetObjectItemCaseSensitive(j, "ropedist");
-    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(note, "random_weights")));
-    cJSON *seed = cJSON_GetObjectItemCaseSensitive(note, "seed");
-    CHECK(cJSON_IsNumber(seed) && seed->valuedouble == 42);
-    cJSON *nl = cJSON_GetObjectItemCaseSensitive(j, "num_hidden_layers");
-    CHECK(cJSON_IsNumber(nl) && nl->valueint == 3);
+    json_t *j = rc_txt ? rd_test_parse_json(rc_txt) : NULL;
+    json_t *note = json_object_get(j, "ropedist");
+    CHECK(json_is_true(json_object_get(note, "random_weights")));
+    json_t *seed = json_object_get(note, "seed");
+    CHECK(json_is_number(seed) && json_number_value(seed) == 42);
+    json_t *nl = json_object_get(j, "num_hidden_layers");
+    CHECK(json_is_number(nl) && (int)json_number_value(nl) == 3);
     struct rd_config cfg;
     char ce[512] = "";
     CHECK_MSG(rc_txt && rd_config_parse(rc_txt, NULL, &cfg, ce, sizeof ce) == RD_OK, "%s", ce);
-    cJSON_Delete(j);
+    json_decref(j);
     free(rc_txt);
 
     /* usage errors exit nonzero with a message */

@@ -39,19 +39,20 @@ static int rope_type_from_name(const char *s)
     return -1;
 }
 
-static double num_or(const cJSON *obj, const char *key, double def)
+static double num_or(const json_t *obj, const char *key, double def)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsNumber(it) ? it->valuedouble : def;
+    const json_t *it = json_object_get(obj, key);
+    return json_is_number(it) ? json_number_value(it) : def;
 }
 
-static int read_doubles(const cJSON *arr, double *dst, int max)
+static int read_doubles(const json_t *arr, double *dst, int max)
 {
     int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
+    size_t i;
+    const json_t *it;
+    json_array_foreach(arr, i, it)
     {
-        if (n < max) dst[n] = it->valuedouble;
+        if (n < max) dst[n] = json_number_value(it);
         n++;
     }
     return n;
@@ -59,7 +60,7 @@ static int read_doubles(const cJSON *arr, double *dst, int max)
 
 /* The case's config dict (hub style: rope_theta + rope_scaling) put into rd_config field by
  * field, the way the config parser is meant to. */
-static int config_by_hand(const cJSON *c, struct rd_config *cfg)
+static int config_by_hand(const json_t *c, struct rd_config *cfg)
 {
     rd_config_defaults(cfg);
     cfg->hidden_size = (int)num_or(c, "hidden_size", 0);
@@ -69,16 +70,16 @@ static int config_by_hand(const cJSON *c, struct rd_config *cfg)
     cfg->rotary_dim = cfg->head_dim;
     cfg->max_position_embeddings = (int)num_or(c, "max_position_embeddings", 0);
     cfg->rope.theta = num_or(c, "rope_theta", 10000.0);
-    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(c, "rope_scaling");
-    if (!cJSON_IsObject(sc)) return 0;
+    const json_t *sc = json_object_get(c, "rope_scaling");
+    if (!json_is_object(sc)) return 0;
     struct rd_rope_config *r = &cfg->rope;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(sc, "rope_type");
-    int type = cJSON_IsString(t) ? rope_type_from_name(t->valuestring) : -1;
+    const json_t *t = json_object_get(sc, "rope_type");
+    int type = json_is_string(t) ? rope_type_from_name(json_string_value(t)) : -1;
     if (type < 0) return -1;
     r->type = (enum rd_rope_type)type;
     r->theta = num_or(sc, "rope_theta", r->theta);
     r->factor = num_or(sc, "factor", r->factor);
-    r->has_factor = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sc, "factor"));
+    r->has_factor = json_is_number(json_object_get(sc, "factor"));
     r->original_max_pos = (int)num_or(sc, "original_max_position_embeddings", 0);
     r->low_freq_factor = num_or(sc, "low_freq_factor", r->low_freq_factor);
     r->high_freq_factor = num_or(sc, "high_freq_factor", r->high_freq_factor);
@@ -86,43 +87,44 @@ static int config_by_hand(const cJSON *c, struct rd_config *cfg)
     r->beta_slow = num_or(sc, "beta_slow", r->beta_slow);
     r->mscale = num_or(sc, "mscale", 0);
     r->mscale_all_dim = num_or(sc, "mscale_all_dim", 0);
-    const cJSON *af = cJSON_GetObjectItemCaseSensitive(sc, "attention_factor");
-    r->has_attention_factor = cJSON_IsNumber(af);
-    if (r->has_attention_factor) r->attention_factor = af->valuedouble;
-    const cJSON *sf = cJSON_GetObjectItemCaseSensitive(sc, "short_factor");
-    const cJSON *lf = cJSON_GetObjectItemCaseSensitive(sc, "long_factor");
+    const json_t *af = json_object_get(sc, "attention_factor");
+    r->has_attention_factor = json_is_number(af);
+    if (r->has_attention_factor) r->attention_factor = json_number_value(af);
+    const json_t *sf = json_object_get(sc, "short_factor");
+    const json_t *lf = json_object_get(sc, "long_factor");
     if (sf) r->n_short = read_doubles(sf, r->short_factor, RD_MAX_ROPE_FACTORS);
     if (lf) r->n_long = read_doubles(lf, r->long_factor, RD_MAX_ROPE_FACTORS);
     return 0;
 }
 
 /* The same config as a complete config.json text (the fields a Llama config needs added). */
-static int config_by_parse(const cJSON *c, struct rd_config *cfg, char *err, int err_len)
+static int config_by_parse(const json_t *c, struct rd_config *cfg, char *err, int err_len)
 {
-    cJSON *j = cJSON_Duplicate(c, 1);
-    if (!cJSON_GetObjectItemCaseSensitive(j, "num_key_value_heads"))
-        cJSON_AddNumberToObject(j, "num_key_value_heads", num_or(c, "num_attention_heads", 1));
-    cJSON_AddNumberToObject(j, "intermediate_size", 4 * num_or(c, "hidden_size", 1));
-    cJSON_AddNumberToObject(j, "num_hidden_layers", 1);
-    cJSON_AddNumberToObject(j, "vocab_size", 256);
-    cJSON_AddNumberToObject(j, "rms_norm_eps", 1e-6);
-    char *txt = cJSON_PrintUnformatted(j);
+    json_t *j = json_deep_copy(c);
+    if (!json_object_get(j, "num_key_value_heads"))
+        json_object_set_new(j, "num_key_value_heads",
+                            json_integer((json_int_t)num_or(c, "num_attention_heads", 1)));
+    json_object_set_new(j, "intermediate_size", json_integer((json_int_t)(4 * num_or(c, "hidden_size", 1))));
+    json_object_set_new(j, "num_hidden_layers", json_integer(1));
+    json_object_set_new(j, "vocab_size", json_integer(256));
+    json_object_set_new(j, "rms_norm_eps", json_real(1e-6));
+    char *txt = rd_test_json_compact(j);
     rd_status st = rd_config_parse(txt, NULL, cfg, err, err_len);
     free(txt);
-    cJSON_Delete(j);
+    json_decref(j);
     return st == RD_OK ? 0 : -1;
 }
 
 /* Compares a built table with a golden case and records the worst errors of its type. */
-static void check_table(const char *what, int type, const struct rd_rope_table *t, const cJSON *gold_inv,
+static void check_table(const char *what, int type, const struct rd_rope_table *t, const json_t *gold_inv,
                         double gold_att)
 {
-    int n = cJSON_GetArraySize(gold_inv);
+    int n = (int)json_array_size(gold_inv);
     CHECK_MSG(t->n_pairs == n, "%s: %d pairs, golden %d", what, t->n_pairs, n);
     double worst = 0;
     int worst_i = -1;
     for (int i = 0; i < n && i < t->n_pairs; i++) {
-        double e = rel_err(t->inv_freq[i], cJSON_GetArrayItem(gold_inv, i)->valuedouble);
+        double e = rel_err(t->inv_freq[i], json_number_value(json_array_get(gold_inv, i)));
         if (e > worst) worst = e, worst_i = i;
     }
     double ea = rel_err(t->attention_factor, gold_att);
@@ -133,20 +135,21 @@ static void check_table(const char *what, int type, const struct rd_rope_table *
               gold_att);
 }
 
-static void test_inv_freq_cases(const cJSON *cases)
+static void test_inv_freq_cases(const json_t *cases)
 {
     int idx = 0;
-    const cJSON *cs;
-    cJSON_ArrayForEach(cs, cases)
+    size_t cs_i;
+    const json_t *cs;
+    json_array_foreach(cases, cs_i, cs)
     {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(cs, "config");
-        const char *tname = cJSON_GetObjectItemCaseSensitive(cs, "rope_type")->valuestring;
-        const cJSON *sl = cJSON_GetObjectItemCaseSensitive(cs, "seq_len");
+        const json_t *c = json_object_get(cs, "config");
+        const char *tname = json_string_value(json_object_get(cs, "rope_type"));
+        const json_t *sl = json_object_get(cs, "seq_len");
         /* transformers' seq_len=None: dynamic falls back to max_position_embeddings, longrope to
          * the short factors; seq_len 0 does the same here */
-        int seq_len = cJSON_IsNumber(sl) ? sl->valueint : 0;
-        const cJSON *gold = cJSON_GetObjectItemCaseSensitive(cs, "inv_freq");
-        double gatt = cJSON_GetObjectItemCaseSensitive(cs, "attention_factor")->valuedouble;
+        int seq_len = json_is_number(sl) ? (int)json_number_value(sl) : 0;
+        const json_t *gold = json_object_get(cs, "inv_freq");
+        double gatt = json_number_value(json_object_get(cs, "attention_factor"));
         int type = rope_type_from_name(tname);
         char what[128];
         CHECK_MSG(type >= 0, "case %d: unknown rope type %s", idx, tname);
@@ -156,7 +159,7 @@ static void test_inv_freq_cases(const cJSON *cases)
         struct rd_rope_table t;
         snprintf(what, sizeof what, "case %d %s seq_len=%d (by hand)", idx, tname, seq_len);
         CHECK_MSG(config_by_hand(c, &cfg) == 0, "%s: config", what);
-        CHECK_MSG(cfg.head_dim == cJSON_GetObjectItemCaseSensitive(cs, "head_dim")->valueint, "%s", what);
+        CHECK_MSG(cfg.head_dim == (int)json_number_value(json_object_get(cs, "head_dim")), "%s", what);
         rd_status st = rd_rope_build(&cfg, seq_len, &t);
         CHECK_MSG(st == RD_OK, "%s: build failed: %s", what, rd_status_str(st));
         if (st == RD_OK) check_table(what, type, &t, gold, gatt);
@@ -201,18 +204,19 @@ static void rotate_double_same_angles(const float *x, double *y, int head_dim, e
     }
 }
 
-static void test_rotation_cases(const cJSON *rots)
+static void test_rotation_cases(const json_t *rots)
 {
-    const cJSON *rc;
+    size_t rc_i;
+    const json_t *rc;
     int n_vec = 0;
-    cJSON_ArrayForEach(rc, rots)
+    json_array_foreach(rots, rc_i, rc)
     {
-        const char *style_s = cJSON_GetObjectItemCaseSensitive(rc, "style")->valuestring;
+        const char *style_s = json_string_value(json_object_get(rc, "style"));
         enum rd_rope_style style = !strcmp(style_s, "gptj") ? RD_ROPE_GPTJ : RD_ROPE_NEOX;
-        int D = cJSON_GetObjectItemCaseSensitive(rc, "head_dim")->valueint;
-        int rot = cJSON_GetObjectItemCaseSensitive(rc, "rotary_dim")->valueint;
-        double base = cJSON_GetObjectItemCaseSensitive(rc, "base")->valuedouble;
-        const cJSON *positions = cJSON_GetObjectItemCaseSensitive(rc, "positions");
+        int D = (int)json_number_value(json_object_get(rc, "head_dim"));
+        int rot = (int)json_number_value(json_object_get(rc, "rotary_dim"));
+        double base = json_number_value(json_object_get(rc, "base"));
+        const json_t *positions = json_object_get(rc, "positions");
 
         struct rd_config cfg;
         rd_config_defaults(&cfg);
@@ -225,20 +229,20 @@ static void test_rotation_cases(const cJSON *rots)
         for (int i = 0; i < t.n_pairs; i++) max_inv = fmaxf(max_inv, t.inv_freq[i]);
 
         double worst = 0, worst_at[16] = {0};
-        const int n_pos = cJSON_GetArraySize(positions) < 16 ? cJSON_GetArraySize(positions) : 16;
+        const int n_pos = (int)json_array_size(positions) < 16 ? (int)json_array_size(positions) : 16;
         for (int ti = 0; ti < n_pos; ti++) {
-            int pos = cJSON_GetArrayItem(positions, ti)->valueint;
+            int pos = (int)json_number_value(json_array_get(positions, ti));
             /* |angle error| <= pos*inv*(2^-24 from inv_freq + 2^-24 from the product) */
             double angle_tol = (double)pos * max_inv * ldexp(1.0, -23);
             for (int qk = 0; qk < 2; qk++) {
-                const cJSON *in = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rc, qk ? "k" : "q"), ti);
-                const cJSON *out =
-                    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(rc, qk ? "k_rot" : "q_rot"), ti);
-                for (int h = 0; h < cJSON_GetArraySize(in); h++) {
+                const json_t *in = json_array_get(json_object_get(rc, qk ? "k" : "q"), ti);
+                const json_t *out =
+                    json_array_get(json_object_get(rc, qk ? "k_rot" : "q_rot"), ti);
+                for (int h = 0; h < (int)json_array_size(in); h++) {
                     double xin[RD_MAX_ROPE_PAIRS], g[RD_MAX_ROPE_PAIRS], yd[RD_MAX_ROPE_PAIRS];
                     float x[RD_MAX_ROPE_PAIRS], x0[RD_MAX_ROPE_PAIRS];
-                    CHECK(read_doubles(cJSON_GetArrayItem(in, h), xin, D) == D);
-                    CHECK(read_doubles(cJSON_GetArrayItem(out, h), g, D) == D);
+                    CHECK(read_doubles(json_array_get(in, h), xin, D) == D);
+                    CHECK(read_doubles(json_array_get(out, h), g, D) == D);
                     for (int d = 0; d < D; d++) x0[d] = x[d] = (float)xin[d];
                     rd_rope_rotate_ref(x, D, style, pos, t.inv_freq, t.n_pairs, t.attention_factor);
                     rotate_double_same_angles(x0, yd, D, style, pos, t.inv_freq, t.n_pairs);
@@ -269,7 +273,7 @@ static void test_rotation_cases(const cJSON *rots)
         printf("rotation %s rotary_dim %d/%d: worst relative error vs golden %.3g; by position:", style_s,
                rot, D, worst);
         for (int ti = 0; ti < n_pos; ti++)
-            printf(" %d:%.2g", cJSON_GetArrayItem(positions, ti)->valueint, worst_at[ti]);
+            printf(" %d:%.2g", (int)json_number_value(json_array_get(positions, ti)), worst_at[ti]);
         printf("\n");
     }
     printf("rotations: %d vectors; worst vs float64 same-angle %.3g, vs golden %.3g (positions <= 7: "
@@ -491,12 +495,12 @@ int main(void)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/golden/rope/rope_cases.json", shared);
-    cJSON *root = rd_test_load_json(path);
+    json_t *root = rd_test_load_json(path);
     CHECK_MSG(root != NULL, "cannot read %s", path);
     if (root) {
-        test_inv_freq_cases(cJSON_GetObjectItemCaseSensitive(root, "inv_freq"));
-        test_rotation_cases(cJSON_GetObjectItemCaseSensitive(root, "rotations"));
-        cJSON_Delete(root);
+        test_inv_freq_cases(json_object_get(root, "inv_freq"));
+        test_rotation_cases(json_object_get(root, "rotations"));
+        json_decref(root);
     }
     test_model_configs(shared);
 

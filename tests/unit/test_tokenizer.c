@@ -11,11 +11,11 @@
 #include "runtime/tokenizer.h"
 #include "test_util.h"
 
-static bool ids_equal(const int32_t *a, int na, const cJSON *arr)
+static bool ids_equal(const int32_t *a, int na, const json_t *arr)
 {
-    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != na) return false;
+    if (!json_is_array(arr) || (int)json_array_size(arr) != na) return false;
     for (int i = 0; i < na; i++)
-        if (cJSON_GetArrayItem(arr, i)->valueint != a[i]) return false;
+        if ((int)json_number_value(json_array_get(arr, i)) != a[i]) return false;
     return true;
 }
 
@@ -62,18 +62,18 @@ static void check_stream(const struct rd_tokenizer *tok, const int32_t *ids, int
     rd_detok_stream_free(s);
 }
 
-static void golden_case(const struct rd_tokenizer *tok, const char *name, const cJSON *c, int *pass,
+static void golden_case(const struct rd_tokenizer *tok, const char *name, const json_t *c, int *pass,
                         int *roundtrip_diff)
 {
-    const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
-    const char *want_dec = cJSON_GetObjectItem(c, "decoded")->valuestring;
+    const char *text = json_string_value(json_object_get(c, "text"));
+    const char *want_dec = json_string_value(json_object_get(c, "decoded"));
     int32_t *ids = NULL, *ids_sp = NULL;
     int n = 0, n_sp = 0;
     bool ok = true;
     CHECK(rd_tokenizer_encode(tok, text, strlen(text), false, &ids, &n) == RD_OK);
     CHECK(rd_tokenizer_encode(tok, text, strlen(text), true, &ids_sp, &n_sp) == RD_OK);
-    bool e1 = ids_equal(ids, n, cJSON_GetObjectItem(c, "ids"));
-    bool e2 = ids_equal(ids_sp, n_sp, cJSON_GetObjectItem(c, "ids_with_special"));
+    bool e1 = ids_equal(ids, n, json_object_get(c, "ids"));
+    bool e2 = ids_equal(ids_sp, n_sp, json_object_get(c, "ids_with_special"));
     CHECK_MSG(e1, "%s: ids of \"%s\"", name, text);
     CHECK_MSG(e2, "%s: ids_with_special of \"%s\"", name, text);
     if (!e1) print_ids("got", ids, n);
@@ -87,10 +87,10 @@ static void golden_case(const struct rd_tokenizer *tok, const char *name, const 
     if (strcmp(want_dec, text) == 0) CHECK_MSG(dec && strcmp(dec, text) == 0, "%s: round trip of \"%s\"", name, text);
     else (*roundtrip_diff)++;
     /* the golden ids decode to the golden text as well (independent of our encode) */
-    const cJSON *gids = cJSON_GetObjectItem(c, "ids");
-    int gn = cJSON_GetArraySize(gids);
+    const json_t *gids = json_object_get(c, "ids");
+    int gn = (int)json_array_size(gids);
     int32_t *g = malloc(sizeof(int32_t) * (size_t)(gn + 1));
-    for (int i = 0; i < gn; i++) g[i] = cJSON_GetArrayItem(gids, i)->valueint;
+    for (int i = 0; i < gn; i++) g[i] = (int)json_number_value(json_array_get(gids, i));
     char *gdec = NULL;
     CHECK(rd_tokenizer_decode(tok, g, gn, &gdec, NULL) == RD_OK);
     CHECK_MSG(gdec && strcmp(gdec, want_dec) == 0, "%s: decode of golden ids of \"%s\"", name, text);
@@ -135,11 +135,12 @@ static void golden_tokenizer(const char *shared, const char *name)
     CHECK_MSG(st == RD_OK, "%s: %s", name, err);
     if (!tok) return;
     snprintf(path, sizeof path, "%s/golden/tokenizers/%s/expected.json", shared, name);
-    cJSON *exp = rd_test_load_json(path);
+    json_t *exp = rd_test_load_json(path);
     CHECK(exp != NULL);
-    const cJSON *cases = cJSON_GetObjectItem(exp, "cases"), *c;
+    const json_t *cases = json_object_get(exp, "cases"), *c;
     int pass = 0, total = 0, rt = 0;
-    cJSON_ArrayForEach(c, cases) {
+    size_t c_i;
+    json_array_foreach(cases, c_i, c) {
         golden_case(tok, name, c, &pass, &rt);
         total++;
     }
@@ -148,7 +149,7 @@ static void golden_tokenizer(const char *shared, const char *name)
            "decode differs from the input too\n", name, pass, total, rt);
     CHECK(rd_tokenizer_bos(tok) >= 0);
     check_invalid_utf8(tok);
-    cJSON_Delete(exp);
+    json_decref(exp);
     rd_tokenizer_free(tok);
 }
 
@@ -299,10 +300,11 @@ static void gguf_tokenizer(const char *shared)
     /* every golden text round-trips through the byte-fallback SentencePiece tokenizer, except
      * those holding literal special-token text */
     snprintf(path, sizeof path, "%s/golden/tok_tests.json", shared);
-    cJSON *tests = rd_test_load_json(path), *e;
+    json_t *tests = rd_test_load_json(path), *e;
     int rt = 0, rt_total = 0;
-    cJSON_ArrayForEach(e, tests) {
-        const char *s = e->valuestring;
+    size_t e_i;
+    json_array_foreach(tests, e_i, e) {
+        const char *s = json_string_value(e);
         if (!s || strstr(s, "<s>") || strstr(s, "</s>") || strstr(s, "<unk>")) continue;
         rt_total++;
         CHECK(rd_tokenizer_encode(tok, s, strlen(s), true, &ids, &n) == RD_OK);
@@ -315,7 +317,7 @@ static void gguf_tokenizer(const char *shared)
         free(ids);
     }
     printf("stories260K: %d/%d golden texts round-trip\n", rt, rt_total);
-    cJSON_Delete(tests);
+    json_decref(tests);
     for (int i = 0; i < v.n; i++) free(v.str ? v.str[i] : NULL);
     free(v.str);
     free(v.score);
@@ -328,30 +330,32 @@ static void gpt2_from_vocab(const char *shared)
 {
     char path[4096], err[512] = "";
     snprintf(path, sizeof path, "%s/golden/tokenizers/bytelevel_bpe/tokenizer.json", shared);
-    cJSON *tj = rd_test_load_json(path);
+    json_t *tj = rd_test_load_json(path);
     snprintf(path, sizeof path, "%s/golden/tokenizers/bytelevel_bpe/expected.json", shared);
-    cJSON *exp = rd_test_load_json(path);
+    json_t *exp = rd_test_load_json(path);
     CHECK(tj && exp);
     if (!tj || !exp) return;
-    const cJSON *model = cJSON_GetObjectItem(tj, "model");
-    const cJSON *vocab = cJSON_GetObjectItem(model, "vocab"), *merges = cJSON_GetObjectItem(model, "merges"), *e;
-    int nv = cJSON_GetArraySize(vocab), nm = cJSON_GetArraySize(merges);
+    const json_t *model = json_object_get(tj, "model");
+    const json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges"), *e;
+    int nv = (int)json_object_size(vocab), nm = (int)json_array_size(merges);
     const char **toks = calloc((size_t)nv, sizeof *toks);
     int32_t *types = calloc((size_t)nv, sizeof *types);
     char **mer = calloc((size_t)nm, sizeof *mer);
-    cJSON_ArrayForEach(e, vocab) {
-        int id = e->valueint;
+    const char *key;
+    json_object_foreach((json_t *)vocab, key, e) {
+        int id = (int)json_number_value(e);
         if (id >= 0 && id < nv) {
-            toks[id] = e->string;
+            toks[id] = key;
             types[id] = id <= 1 ? RD_TOKEN_TYPE_CONTROL : RD_TOKEN_TYPE_NORMAL;
         }
     }
     int k = 0;
-    cJSON_ArrayForEach(e, merges) {
-        const char *a = cJSON_IsArray(e) ? cJSON_GetArrayItem(e, 0)->valuestring : e->valuestring;
-        const char *b = cJSON_IsArray(e) ? cJSON_GetArrayItem(e, 1)->valuestring : "";
+    size_t e_i;
+    json_array_foreach(merges, e_i, e) {
+        const char *a = json_is_array(e) ? json_string_value(json_array_get(e, 0)) : json_string_value(e);
+        const char *b = json_is_array(e) ? json_string_value(json_array_get(e, 1)) : "";
         mer[k] = malloc(strlen(a) + strlen(b) + 2);
-        sprintf(mer[k], cJSON_IsArray(e) ? "%s %s" : "%s%s", a, b);
+        sprintf(mer[k], json_is_array(e) ? "%s %s" : "%s%s", a, b);
         k++;
     }
     struct rd_tokenizer_vocab v = {.model = "gpt2", .pre = "llama-bpe", .n_tokens = nv, .tokens = toks,
@@ -360,18 +364,18 @@ static void gpt2_from_vocab(const char *shared)
     struct rd_tokenizer *tok = NULL;
     CHECK_MSG(rd_tokenizer_from_vocab(&v, &tok, err, sizeof err) == RD_OK, "%s", err);
     int pass = 0, total = 0;
-    cJSON *cases = tok ? cJSON_GetObjectItem(exp, "cases") : NULL;
-    cJSON_ArrayForEach(e, cases) {
-        const char *text = cJSON_GetObjectItem(e, "text")->valuestring;
+    json_t *cases = tok ? json_object_get(exp, "cases") : NULL;
+    json_array_foreach(cases, e_i, e) {
+        const char *text = json_string_value(json_object_get(e, "text"));
         int32_t *ids = NULL, *ids_sp = NULL;
         int n = 0, n_sp = 0;
         CHECK(rd_tokenizer_encode(tok, text, strlen(text), false, &ids, &n) == RD_OK);
         CHECK(rd_tokenizer_encode(tok, text, strlen(text), true, &ids_sp, &n_sp) == RD_OK);
-        bool ok = ids_equal(ids, n, cJSON_GetObjectItem(e, "ids")) &&
-                  ids_equal(ids_sp, n_sp, cJSON_GetObjectItem(e, "ids_with_special"));
+        bool ok = ids_equal(ids, n, json_object_get(e, "ids")) &&
+                  ids_equal(ids_sp, n_sp, json_object_get(e, "ids_with_special"));
         char *dec = NULL;
         CHECK(rd_tokenizer_decode(tok, ids, n, &dec, NULL) == RD_OK);
-        ok = ok && dec && strcmp(dec, cJSON_GetObjectItem(e, "decoded")->valuestring) == 0;
+        ok = ok && dec && strcmp(dec, json_string_value(json_object_get(e, "decoded"))) == 0;
         CHECK_MSG(ok, "gpt2 from vocab: \"%s\"", text);
         pass += ok;
         total++;
@@ -385,8 +389,8 @@ static void gpt2_from_vocab(const char *shared)
     free(mer);
     free(toks);
     free(types);
-    cJSON_Delete(tj);
-    cJSON_Delete(exp);
+    json_decref(tj);
+    json_decref(exp);
 }
 
 static void bad_files(void)
@@ -394,15 +398,15 @@ static void bad_files(void)
     char err[256] = "";
     struct rd_tokenizer *tok = (struct rd_tokenizer *)1;
     CHECK(rd_tokenizer_load("/nonexistent/tokenizer.json", &tok, err, sizeof err) == RD_ERR_IO && !tok);
-    CHECK(rd_tokenizer_load_json("{not json", &tok, err, sizeof err) == RD_ERR_FORMAT && !tok);
-    CHECK(rd_tokenizer_load_json("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", &tok, err,
-                                 sizeof err) != RD_OK);
-    CHECK(rd_tokenizer_load_json("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
-                                 &tok, err, sizeof err) == RD_ERR_FORMAT);
+    CHECK(rd_tokenizer_load_json("{not json", 9, &tok, err, sizeof err) == RD_ERR_FORMAT && !tok);
+    const char *wp = "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}";
+    CHECK(rd_tokenizer_load_json(wp, strlen(wp), &tok, err, sizeof err) != RD_OK);
+    const char *bad_merge = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}";
+    CHECK(rd_tokenizer_load_json(bad_merge, strlen(bad_merge), &tok, err, sizeof err) == RD_ERR_FORMAT);
     /* a minimal byte-level-free BPE with no decoder joins pieces with spaces, like HF */
     const char *mini = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
                        "\"merges\": [[\"a\", \"b\"]]}}";
-    CHECK(rd_tokenizer_load_json(mini, &tok, err, sizeof err) == RD_OK);
+    CHECK(rd_tokenizer_load_json(mini, strlen(mini), &tok, err, sizeof err) == RD_OK);
     if (tok) {
         int32_t *ids = NULL;
         int n = 0;
