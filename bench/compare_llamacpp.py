@@ -9,8 +9,9 @@ as 2 ranks x 1 thread, llama.cpp with -t 2. Every (model, threads, test) is time
 paired runs, the two programs alternating which goes first; the table gives each side's median
 tokens/s, the median of the per-pair ratios ropedist / llama.cpp and their min-max, and the
 load average seen. The machine's copy bandwidth (bench_floors, read + write counted, at 1 and 2
-threads) is measured in the same run; decode is also given against its floor, the bytes of
-weights a token reads (every layer and the LM head) over that bandwidth.
+threads) is measured in the same run, and the read bandwidth (a plain sum over as many bytes);
+decode is also given against both floors, the bytes of weights a token reads (every layer and
+the LM head) over that bandwidth.
 
 llama.cpp is not part of ropedist and nothing of it is kept here: give --llama-bench PATH (a
 CPU build of llama.cpp's llama-bench), or --llama-src DIR to configure and build one from a
@@ -164,7 +165,7 @@ class Runner:
         out = self.run([os.path.join(self.build, "bench", "bench_floors"), "--device", "cpu",
                         "--copy-mb", str(self.args.copy_mb), "--gemm-n", "1024", "-n", "10"], env)
         vals = dict(line.split() for line in out.splitlines() if line and not line.startswith("#"))
-        return float(vals["copy_GBps"]), float(vals["gemm_GFLOPps"])
+        return float(vals["copy_GBps"]), float(vals["gemm_GFLOPps"]), float(vals["read_GBps"])
 
 
 def find_llama_bench(args):
@@ -256,7 +257,7 @@ def main():
     for threads in sorted({r * t for r, t in configs}):
         bw[threads] = runner.floors(threads)
         log(f"floors at {threads} thread(s): copy {bw[threads][0]:.1f} GB/s (read+write), "
-            f"GEMM {bw[threads][1]:.0f} GFLOP/s")
+            f"read {bw[threads][2]:.1f} GB/s, GEMM {bw[threads][1]:.0f} GFLOP/s")
 
     rows = []
     for name, path, vocab in models(args, runner):
@@ -288,8 +289,11 @@ def main():
                                ratio_max=max(ratios))
                 if test == "tg128":
                     floor_tps = bw[total][0] * 1e9 / wbytes
+                    read_tps = bw[total][2] * 1e9 / wbytes
                     row.update(weight_MB=wbytes / 1e6, copy_GBps=bw[total][0],
-                               floor_tps=floor_tps, of_floor=row["ropedist_tps"] / floor_tps)
+                               read_GBps=bw[total][2], floor_tps=floor_tps,
+                               of_floor=row["ropedist_tps"] / floor_tps,
+                               of_read_floor=row["ropedist_tps"] / read_tps)
                 rows.append(row)
                 log(f"{name} {test} {ranks}x{threads}: ropedist {row['ropedist_tps']:.1f} tok/s"
                     + (f", llama.cpp {row['llama_tps']:.1f}, ratio {row['ratio']:.2f} "
@@ -297,30 +301,32 @@ def main():
 
     print(f"# ropedist cpu backend vs llama.cpp ({args.llama_bench or 'llama.cpp absent'}), "
           f"{args.pairs} paired runs per row, {time.strftime('%Y-%m-%d %H:%M')}")
-    for t, (gbs, gf) in sorted(bw.items()):
-        print(f"# floors at {t} thread(s): copy {gbs:.1f} GB/s (read+write counted), "
-              f"GEMM {gf:.0f} GFLOP/s (n=1024)")
+    for t, (gbs, gf, rgbs) in sorted(bw.items()):
+        print(f"# floors at {t} thread(s): copy {gbs:.1f} GB/s (read+write counted), read "
+              f"{rgbs:.1f} GB/s, GEMM {gf:.0f} GFLOP/s (n=1024)")
     print("| model | test | ropedist ranks x threads | ropedist tok/s | llama.cpp tok/s "
-          "(-t) | ratio median | ratio min-max | decode of copy floor | load avg | CPUs busy "
-          "before |")
+          "(-t) | ratio median | ratio min-max | decode of copy / read floor | load avg | "
+          "CPUs busy before |")
     print("| --- | --- | --- | ---: | ---: | ---: | --- | ---: | --- | --- |")
     for r in rows:
         llama = (f"{r['llama_tps']:.1f} ({r['ranks'] * r['threads']})" if "llama_tps" in r
                  else "-")
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else "-"
         rng = f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}" if "ratio" in r else "-"
-        floor = f"{100 * r['of_floor']:.0f} %" if "of_floor" in r else "-"
+        floor = (f"{100 * r['of_floor']:.0f} % / {100 * r['of_read_floor']:.0f} %"
+                 if "of_floor" in r else "-")
         print(f"| {r['model']} | {r['test']} | {r['ranks']} x {r['threads']} | "
               f"{r['ropedist_tps']:.1f} | {llama} | {ratio} | {rng} | {floor} | "
               f"{r['load_min']:.2f}-{r['load_max']:.2f} | "
               f"{100 * r['busy_min']:.0f}-{100 * r['busy_max']:.0f} % |")
-    print("# decode of copy floor: measured tok/s / (copy GB/s / weight bytes per token); "
+    print("# decode of copy / read floor: measured tok/s / (copy or read GB/s / weight bytes per "
+          "token); "
           "load avg: 1-minute, around the pairs; CPUs busy: the machine's busy share over the "
           "half second before each pair (other work)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"llama_bench": args.llama_bench, "pairs": args.pairs,
-                       "floors": {str(k): {"copy_GBps": v[0], "gemm_GFLOPps": v[1]}
+                       "floors": {str(k): {"copy_GBps": v[0], "gemm_GFLOPps": v[1], "read_GBps": v[2]}
                                   for k, v in bw.items()}, "rows": rows}, f, indent=1)
 
 
