@@ -239,9 +239,9 @@ static void log_settings(void)
     static const char *const k_names[] = {"RD_LOG_LEVEL", "RD_DEBUG_SYNC", "RD_WATCHDOG",
                                           "RD_NCCL_POLL", "RD_NCCL_TIMEOUT_S", "RD_ATTN_PATH",
                                           "RD_CUDA_GRAPHS", "OMP_NUM_THREADS",
-                                          "OPENBLAS_CORETYPE"};
-    static const char *const k_defaults[] = {"info", "0", "1", "1", "600", "auto", "1", "unset",
-                                             "unset"};
+                                          "OPENBLAS_CORETYPE", "RD_OPENBLAS_LIB"};
+    static const char *const k_defaults[] = {"info", "0",     "1",     "0",    "600",
+                                             "auto", "1",     "unset", "unset", "unset"};
     char line[512] = "settings:";
     for (size_t i = 0; i < sizeof k_names / sizeof *k_names; i++) {
         size_t l = strlen(line);

@@ -10,7 +10,9 @@
  * AVX-512 F/DQ/BW/VL -> SkylakeX, AVX2 + FMA -> Haswell (the kernels OpenBLAS gives every Intel
  * CPU of those families it knows). Other vendors are left to OpenBLAS's own detection, which
  * goes by family numbers that stay valid. The library path is the one CMake found
- * (RD_OPENBLAS_LIB: the OpenMP build, see the README's library table). */
+ * (RD_OPENBLAS_LIB: the OpenMP build, see the README's library table); the environment variable
+ * of the same name overrides it, for a binary run where the library lives elsewhere (a private
+ * prefix on a machine without the package). */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -46,10 +48,17 @@ static const char *core_for_cpu(void)
     return NULL;
 }
 
+/* the library to load: $RD_OPENBLAS_LIB, else the build's */
+static const char *lib_path(void)
+{
+    const char *env = getenv("RD_OPENBLAS_LIB");
+    return env && *env ? env : RD_OPENBLAS_LIB;
+}
+
 static void *sym(void *lib, const char *name)
 {
     void *p = dlsym(lib, name);
-    if (!p) RD_LOG_ERROR("%s has no symbol %s: %s", RD_OPENBLAS_LIB, name, dlerror());
+    if (!p) RD_LOG_ERROR("%s has no symbol %s: %s", lib_path(), name, dlerror());
     return p;
 }
 
@@ -71,11 +80,11 @@ static void load(void)
             snprintf(g_core_from, sizeof g_core_from, "detected by OpenBLAS");
         }
     }
-    void *lib = dlopen(RD_OPENBLAS_LIB, RTLD_NOW | RTLD_LOCAL);
+    void *lib = dlopen(lib_path(), RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         RD_LOG_ERROR("cannot load the BLAS library %s: %s (Debian: apt-get install "
                      "libopenblas0-openmp)",
-                     RD_OPENBLAS_LIB, dlerror());
+                     lib_path(), dlerror());
         return;
     }
     /* POSIX allows converting dlsym's object pointer to a function pointer */
@@ -89,7 +98,7 @@ static void load(void)
     if (g_loaded && g_blas.get_parallel() != 2)
         RD_LOG_WARN("%s is not OpenBLAS's OpenMP build: its threads and the backend's compete "
                     "for the cores",
-                    RD_OPENBLAS_LIB);
+                    lib_path());
 }
 
 const struct rd_cpu_blas *rd_cpu_blas_get(void)
