@@ -168,16 +168,26 @@ static rd_status update_pos_table(struct cpu_impl *impl, const struct rd_attn_pa
     return RD_OK;
 }
 
+/* The keys [j, end) of sequence seq, kv head kh, that lie in the cache block holding key j: the
+ * first one's row (the next rows follow Hkv * Dh floats apart); *cnt gets how many there are. */
+static inline const float *block_run(const float *cache, const struct rd_attn_params *p, int seq,
+                                     int kh, int j, int end, int *cnt)
+{
+    const int Bs = p->block_size, r0 = j % Bs;
+    const int blk = p->block_table_d[(size_t)seq * p->max_blocks + j / Bs];
+    *cnt = Bs - r0 < end - j ? Bs - r0 : end - j;
+    return cache + ((size_t)blk * Bs + r0) * p->Hkv * p->Dh + (size_t)kh * p->Dh;
+}
+
 /* Copies keys [j0, j0 + nk) of sequence seq, kv head kh from the cache into dst [nk, Dh]. */
 static void gather(float *dst, const float *cache, const struct rd_attn_params *p, int seq, int j0,
                    int nk, int kh)
 {
-    const int Bs = p->block_size, Dh = p->Dh;
+    const int Dh = p->Dh;
     const size_t stride = (size_t)p->Hkv * Dh;
     for (int j = j0; j < j0 + nk;) {
-        const int blk = p->block_table_d[(size_t)seq * p->max_blocks + j / Bs], r0 = j % Bs;
-        const int cnt = Bs - r0 < j0 + nk - j ? Bs - r0 : j0 + nk - j;
-        const float *src = cache + ((size_t)blk * Bs + r0) * stride + (size_t)kh * Dh;
+        int cnt;
+        const float *src = block_run(cache, p, seq, kh, j, j0 + nk, &cnt);
         for (int r = 0; r < cnt; r++)
             copy_row(dst + (size_t)(j - j0 + r) * Dh, src + r * stride, Dh);
         j += cnt;
@@ -205,12 +215,11 @@ RD_CPU_CLONES static void scores_in_place(const float *Q, int rows, const float 
                                           const struct rd_attn_params *p, int seq, int kh, int j0,
                                           int nk, float *S)
 {
-    const int Bs = p->block_size, Dh = p->Dh;
+    const int Dh = p->Dh;
     const size_t stride = (size_t)p->Hkv * Dh;
     for (int j = j0; j < j0 + nk;) {
-        const int blk = p->block_table_d[(size_t)seq * p->max_blocks + j / Bs], r0 = j % Bs;
-        const int cnt = Bs - r0 < j0 + nk - j ? Bs - r0 : j0 + nk - j;
-        const float *src = cache + ((size_t)blk * Bs + r0) * stride + (size_t)kh * Dh;
+        int cnt;
+        const float *src = block_run(cache, p, seq, kh, j, j0 + nk, &cnt);
         prefetch_block(cache, p, seq, kh, j + cnt, j0 + nk);
         for (int r = 0; r < rows; r++) {
             const float *q = Q + (size_t)r * Dh;
@@ -259,12 +268,11 @@ RD_CPU_CLONES static void pv_in_place(const float *P, int rows, const float *cac
                                       const struct rd_attn_params *p, int seq, int kh, int j0,
                                       int nk, float *O)
 {
-    const int Bs = p->block_size, Dh = p->Dh;
+    const int Dh = p->Dh;
     const size_t stride = (size_t)p->Hkv * Dh;
     for (int j = j0; j < j0 + nk;) {
-        const int blk = p->block_table_d[(size_t)seq * p->max_blocks + j / Bs], r0 = j % Bs;
-        const int cnt = Bs - r0 < j0 + nk - j ? Bs - r0 : j0 + nk - j;
-        const float *src = cache + ((size_t)blk * Bs + r0) * stride + (size_t)kh * Dh;
+        int cnt;
+        const float *src = block_run(cache, p, seq, kh, j, j0 + nk, &cnt);
         prefetch_block(cache, p, seq, kh, j + cnt, j0 + nk);
         for (int r = 0; r < rows; r++) {
             const float *w = P + (size_t)r * nk + (j - j0);
