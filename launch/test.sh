@@ -12,7 +12,7 @@
 #      mpi tests; the fuzzers, 60 s each).
 # A summary table (step, result, seconds) comes last; the exit status is nonzero when a step
 # failed.
-#   launch/test.sh                  all of it (about 35 minutes on 2 cores)
+#   launch/test.sh                  all of it (about 20 minutes on 2 cores)
 #   launch/test.sh --quick          step 1 only
 #   launch/test.sh [ctest options]  step 1 only, with those options (e.g. -L unit)
 set -uo pipefail
