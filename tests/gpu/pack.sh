@@ -9,8 +9,10 @@
 #                                        known to have (tests/gpu/deps.txt): unpacked there with
 #                                        dpkg -x into a private prefix only when missing
 #   gpu_pack/prebuilt/*.xz               with --prebuilt: test_cuda_ops, the benchmarks, ropedist
-#                                        and ropedist-convert built here for sm_90, so the most
-#                                        valuable steps can start before anything is built there
+#                                        and ropedist-convert built here for sm_90, and
+#                                        libropedist_core.so, which holds their device code once,
+#                                        so the most valuable steps can start before anything is
+#                                        built there
 #   gpu_pack/MANIFEST                    what is in it, from which source, and its size
 #
 #   bash tests/gpu/pack.sh [--prebuilt]
@@ -74,11 +76,14 @@ if [ $prebuilt = 1 ]; then
     gen=()
     command -v ninja >/dev/null && [ ! -f "$B/CMakeCache.txt" ] && gen=(-G Ninja)
     export PATH=/usr/local/cuda/bin:$PATH
+    # one shared library holds the device code (once, not in every program); the programs find
+    # it beside themselves ($ORIGIN), where run.sh unpacks them all
     cmake -S "$ROOT" -B "$B" "${gen[@]}" -DROPEDIST_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-        -DCMAKE_BUILD_TYPE=Release >/dev/null
+        -DCMAKE_BUILD_TYPE=Release -DROPEDIST_SHARED_CORE=ON -DCMAKE_SKIP_BUILD_RPATH=OFF \
+        -DCMAKE_BUILD_RPATH='$ORIGIN' >/dev/null
     cmake --build "$B" -j "$(nproc)" --target "${targets[@]}" >/dev/null
     mkdir -p "$DST/prebuilt"
-    for t in "${targets[@]}"; do
+    for t in libropedist_core.so "${targets[@]}"; do
         f=$(find "$B" -type f -name "$t" -perm -u+x | head -n1)
         [ -n "$f" ] || { echo "pack: no binary for $t" >&2; exit 1; }
         xz -T0 -6 -c "$f" >"$DST/prebuilt/$t.xz"

@@ -246,6 +246,10 @@ prebuilt() {
     local f=$PACK/prebuilt/$1.xz
     [ -f "$f" ] || return 1
     mkdir -p "$PRE"
+    # the shared library that holds the device code, found beside the programs ($ORIGIN)
+    local lib=$PACK/prebuilt/libropedist_core.so.xz
+    [ ! -f "$lib" ] || [ -f "$PRE/libropedist_core.so" ] ||
+        xz -dc "$lib" >"$PRE/libropedist_core.so" || return 1
     [ -x "$PRE/$1" ] || { xz -dc "$f" >"$PRE/$1" && chmod +x "$PRE/$1"; } || return 1
     if ldd "$PRE/$1" | grep -q 'not found'; then
         echo "prebuilt $1 does not load here:"
@@ -273,8 +277,10 @@ build() {
             prebuilt "$t" >/dev/null 2>&1 || targets+=("$t")
         done
     fi
+    : >"$BUILD/built-targets"
     [ ${#targets[@]} -eq 0 ] && { echo "nothing to build: the prebuilt binaries load"; return 0; }
     mapfile -t targets < <(printf '%s\n' "${targets[@]}" | sort -u)
+    printf '%s\n' "${targets[@]}" >"$BUILD/built-targets"
     echo "building: ${targets[*]}"
     if want ctest && [ "$DRY" != 1 ]; then
         # the prebuilt op test runs on the GPU while the CPU cores compile
@@ -289,11 +295,13 @@ build() {
     fi
     cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}"
 }
-bin_of() { # the built binary, or the prebuilt one when it was not built here
-    local f
+bin_of() { # the binary this run built, else the prebuilt one, else one an earlier run built
+    local f p
     f=$(find "$BUILD" -path "$PRE" -prune -o -type f -name "$1" -perm -u+x -print 2>/dev/null | head -n1)
-    [ -n "$f" ] && { echo "$f"; return; }
-    prebuilt "$1" | tail -n1
+    if [ -n "$f" ] && grep -qx "$1" "$BUILD/built-targets" 2>/dev/null; then echo "$f"; return; fi
+    p=$(prebuilt "$1" 2>/dev/null | tail -n1)
+    if [ -x "$p" ]; then echo "$p"; return; fi
+    [ -n "$f" ] && echo "$f"
 }
 
 # ---- the gpu tests (on the GPU; in a dry run on the SIMT emulation) ----
@@ -406,11 +414,11 @@ if [ "$DRY" = 1 ]; then
     # the benchmarks' flags, at a shape the cpu runs in seconds
     want bench_decode && step bench_decode 120 bench bench_decode -n 2 -b 1,16,64 -c 128,512
     want bench_prefill && step bench_prefill 90 bench bench_prefill -n 2 -p 128
-    want bench_attention && step bench_attention 90 bench bench_attention -n 2 -b 1,16 -c 512
+    want bench_attention && step bench_attention 90 bench bench_attention -n 2 -b 1,16 -c 512 -p 128
 else
     want bench_decode && step bench_decode 120 bench bench_decode -n 10 -b 1,16,64 -c 2k
     want bench_prefill && step bench_prefill 90 bench bench_prefill -n 5 -p 2048
-    want bench_attention && step bench_attention 90 bench bench_attention -n 10 -b 1,16,64 -c 4k,32k
+    want bench_attention && step bench_attention 90 bench bench_attention -n 10 -b 1,16,64 -c 4k,32k -p 2k,8k
 fi
 [ -f "$LOGS/prebuilt_ops.log" ] && names+=(prebuilt_ops) secs+=(0) &&
     case $(cat "$LOGS/prebuilt_ops.rc" 2>/dev/null) in
