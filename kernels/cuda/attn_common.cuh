@@ -1,4 +1,4 @@
-/* Private to the attention kernels (attn_decode.cu, attn_prefill.cu, attention.cu): the rope
+/* Private to the attention kernels (attn_decode*.cu, attn_prefill*.cu, attention.cu): the rope
  * rotation of one element, the key position of a cache entry with attention sinks, the
  * paged-cache address of a logical entry, the q.k dot products of one key against a few query
  * rows (scalar prefill), and the launchers' declarations.

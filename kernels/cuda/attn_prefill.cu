@@ -27,7 +27,7 @@
  * the (pos, slot) of its longest-context row. Without sinks a class is a sequence.
  *
  * The store costs one extra pass over this call's k/v (small next to prefill's compute); the
- * fused decode kernel (attn_decode.cu) avoids it for short calls.
+ * fused decode kernel (attn_decode_kernel.cuh) avoids it for short calls.
  *
  * Dimension legend: T tokens, H / Hkv heads, G = H / Hkv, Dh head dim, DPL dims per lane,
  * B block size, S sequence slots. */

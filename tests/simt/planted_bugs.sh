@@ -65,7 +65,7 @@ run_bug() {
     touch "$TMP/$file" # newer than the objects built with the bug, so the next build drops it
 }
 
-run_bug missing_barrier kernels/cuda/attn_decode.cu \
+run_bug missing_barrier kernels/cuda/attn_decode_kernel.cuh \
     '            vc[off + d] = v_in[d];
         }
     }
@@ -76,7 +76,7 @@ run_bug missing_barrier kernels/cuda/attn_decode.cu \
 run_bug smem_oob_write kernels/cuda/attn_prefill.cu \
     'for (int idx = threadIdx.x; idx < ATTN_TILE * nvec; idx += blockDim.x) {' \
     'for (int idx = threadIdx.x; idx < (ATTN_TILE + 1) * nvec; idx += blockDim.x) {'
-run_bug divergent_shfl kernels/cuda/attn_decode.cu \
+run_bug divergent_shfl kernels/cuda/attn_decode_kernel.cuh \
     'for (int o = L / 2; o > 0; o >>= 1) s[u][r] += __shfl_xor_sync(full, s[u][r], o);' \
     'for (int o = L / 2; o > 0; o >>= 1) if (valid[u]) s[u][r] += __shfl_xor_sync(full, s[u][r], o);'
 run_bug smem_no_optin kernels/cuda/attn_prefill.cu \
