@@ -14,8 +14,8 @@
 #include "runtime/config.h"
 
 /* seq_len: the sequence length the forward call reaches (max position + 1). Fills table.
- * Fails with RD_ERR_UNSUPPORTED for a type that is not implemented. Computation is done in
- * double and rounded once to float, matching transformers' float32 results to ~1e-7. */
+ * Fails with RD_ERR_UNSUPPORTED for a rope_type outside the README's table. Computation is
+ * done in double and rounded once to float, matching transformers' float32 results to ~1e-7. */
 rd_status rd_rope_build(const struct rd_config *cfg, int seq_len, struct rd_rope_table *table);
 
 /* True when the table depends on seq_len (so it must be rebuilt as the sequence grows). */
