@@ -382,7 +382,8 @@ int rd_app_main(int argc, char **argv)
         if (lerr[0] && strstr(lerr, A.cfg.checkpoint_path))
             snprintf(err, sizeof err, "%s", lerr);
         else
-            snprintf(err, sizeof err, "loading %s: %s", A.cfg.checkpoint_path,
+            /* bounded so that both parts fit the message (a path can be PATH_MAX long) */
+            snprintf(err, sizeof err, "loading %.400s: %.600s", A.cfg.checkpoint_path,
                      lerr[0] ? lerr : rd_status_str(st));
     }
     if (!rd_world_agree(&A.world, st == RD_OK, err, "loading the weights")) {

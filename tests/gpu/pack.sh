@@ -84,7 +84,7 @@ if [ $prebuilt = 1 ]; then
     cmake --build "$B" -j "$(nproc)" --target "${targets[@]}" >/dev/null
     mkdir -p "$DST/prebuilt"
     for t in libropedist_core.so "${targets[@]}"; do
-        f=$(find "$B" -type f -name "$t" -perm -u+x | head -n1)
+        f=$(find "$B" -type f -name "$t" -perm -u+x | awk 'NR == 1')  # awk reads all: no SIGPIPE
         [ -n "$f" ] || { echo "pack: no binary for $t" >&2; exit 1; }
         xz -T0 -6 -c "$f" >"$DST/prebuilt/$t.xz"
     done
