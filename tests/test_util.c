@@ -133,6 +133,24 @@ void rd_test_tmpdir(char *buf, size_t n)
     if (!mkdtemp(buf)) buf[0] = 0;
 }
 
+int rd_test_program_setup(const char *program, char *bin, size_t nbin, const char **shared,
+                          char *dir, size_t ndir)
+{
+    snprintf(bin, nbin, "%s/%s", rd_test_bin_dir(), program);
+    if (access(bin, X_OK) != 0) {
+        printf("SKIP: %s not built\n", bin);
+        return RD_TEST_SKIP;
+    }
+    *shared = rd_test_shared_dir();
+    if (!*shared) return RD_TEST_SKIP;
+    rd_test_tmpdir(dir, ndir);
+    if (!dir[0]) {
+        fprintf(stderr, "FAIL: cannot make a temporary directory\n");
+        return 1;
+    }
+    return 0;
+}
+
 double rd_test_rel_l2(const double *a, const double *b, int n)
 {
     double num = 0, den = 0;

@@ -62,6 +62,13 @@ int rd_test_run(const char *cmd, char **out, char **err);
 /* A fresh temporary directory (static buffer per call is NOT kept: caller copies). */
 void rd_test_tmpdir(char *buf, size_t n);
 
+/* The set-up of a test of one of ropedist's programs (e.g. "ropedist-convert"): its path in bin,
+ * ../shared in *shared and a fresh temporary directory in dir. Returns 0; RD_TEST_SKIP, after a
+ * visible SKIP line, when the program is not built or ../shared is absent; 1 when no directory
+ * could be made. */
+int rd_test_program_setup(const char *program, char *bin, size_t nbin, const char **shared,
+                          char *dir, size_t ndir);
+
 /* relative L2 error ||a - b|| / ||b|| */
 double rd_test_rel_l2(const double *a, const double *b, int n);
 double rd_test_rel_l2f(const float *a, const float *b, int n);

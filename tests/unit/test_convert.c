@@ -268,18 +268,10 @@ static void test_convert(const char *shared)
 
 int main(void)
 {
-    snprintf(g_conv, sizeof g_conv, "%s/ropedist-convert", rd_test_bin_dir());
-    if (access(g_conv, X_OK) != 0) {
-        printf("SKIP: %s not built\n", g_conv);
-        return RD_TEST_SKIP;
-    }
-    const char *shared = rd_test_shared_dir();
-    if (!shared) return RD_TEST_SKIP;
-    rd_test_tmpdir(g_dir, sizeof g_dir);
-    if (!g_dir[0]) {
-        fprintf(stderr, "FAIL: cannot make a temporary directory\n");
-        return 1;
-    }
+    const char *shared;
+    int setup = rd_test_program_setup("ropedist-convert", g_conv, sizeof g_conv, &shared, g_dir,
+                                      sizeof g_dir);
+    if (setup != 0) return setup;
     test_convert(shared);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
