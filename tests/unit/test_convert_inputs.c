@@ -70,11 +70,13 @@ static void expect_refused(const char *args, const struct snapshot *snaps, int n
     for (int i = 0; i < n; i++) check_unchanged(&snaps[i], args);
 }
 
-static int copy_dir(const char *from, const char *to)
+/* copies shared/FROM (a file or a folder) to g_dir/TO, writable */
+static void copy_in(const char *shared, const char *from, const char *to)
 {
     char cmd[3000];
-    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && chmod -R u+w '%s'", from, to, to);
-    return system(cmd);
+    snprintf(cmd, sizeof cmd, "cp -r '%s/%s' '%s/%s' && chmod -R u+w '%s/%s'", shared, from, g_dir,
+             to, g_dir, to);
+    CHECK_MSG(system(cmd) == 0, "cannot copy %s/%s", shared, from);
 }
 
 int main(void)
@@ -83,19 +85,11 @@ int main(void)
     int setup = rd_test_program_setup("ropedist-convert", g_conv, sizeof g_conv, &shared, g_dir,
                                       sizeof g_dir);
     if (setup != 0) return setup;
-    char src[1024], path[1400];
-    snprintf(src, sizeof src, "%s/golden/models/tiny_mha_tied", shared);
-    snprintf(path, sizeof path, "%s/hf", g_dir);
-    CHECK(copy_dir(src, path) == 0);
-    snprintf(src, sizeof src, "%s/golden/models/tiny_mqa_headdim_sharded", shared);
-    snprintf(path, sizeof path, "%s/sh", g_dir);
-    CHECK(copy_dir(src, path) == 0);
-    snprintf(src, sizeof src, "%s/models/stories260K/stories260K.gguf", shared);
-    snprintf(path, sizeof path, "%s/s.gguf", g_dir);
-    CHECK(copy_dir(src, path) == 0);
-    snprintf(src, sizeof src, "%s/golden/models/tiny_gqa_bf16/config.json", shared);
-    snprintf(path, sizeof path, "%s/random.json", g_dir);
-    CHECK(copy_dir(src, path) == 0);
+    copy_in(shared, "golden/models/tiny_mha_tied", "hf");
+    copy_in(shared, "golden/models/tiny_mqa_headdim_sharded", "sh");
+    copy_in(shared, "models/stories260K/stories260K.gguf", "s.gguf");
+    copy_in(shared, "golden/models/tiny_gqa_bf16/config.json", "random.json");
+    char path[1400];
 
     struct snapshot s[6];
     const char *names[6] = {"hf/model.safetensors", "hf/config.json", "sh/config.json",
