@@ -244,20 +244,8 @@ RD_CPU_CLONES static void scores_in_place(const float *Q, int rows, const float 
                     s0 += q[d] * k0[d], s1 += q[d] * k1[d], s2 += q[d] * k2[d], s3 += q[d] * k3[d];
                 out[c] = s0, out[c + 1] = s1, out[c + 2] = s2, out[c + 3] = s3;
             }
-            for (; c < cnt; c++) {
-                const float *k = src + c * stride;
-                float acc[16] = {0};
-                int d = 0;
-                for (; d + 16 <= Dh; d += 16)
-                    for (int x = 0; x < 16; x++)
-                        acc[x] += q[d + x] * k[d + x];
-                float sum = 0.0f;
-                for (int x = 0; x < 16; x++)
-                    sum += acc[x];
-                for (; d < Dh; d++)
-                    sum += q[d] * k[d];
-                out[c] = sum;
-            }
+            for (; c < cnt; c++)
+                out[c] = rd_cpu_dot16(q, src + c * stride, Dh);
         }
         j += cnt;
     }

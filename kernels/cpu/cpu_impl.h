@@ -69,6 +69,23 @@ struct cpu_impl {
 #define RD_CPU_CLONES
 #endif
 
+/* a . b over n floats in sixteen partial lanes, then their sum (the order the GEMV and the
+ * attention scores use for every row, so that a row gives the same bits wherever it falls) */
+static inline float rd_cpu_dot16(const float *a, const float *b, int n)
+{
+    float acc[16] = {0};
+    int k = 0;
+    for (; k + 16 <= n; k += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] += a[k + l] * b[k + l];
+    float sum = 0.0f;
+    for (int l = 0; l < 16; l++)
+        sum += acc[l];
+    for (; k < n; k++)
+        sum += a[k] * b[k];
+    return sum;
+}
+
 /* e^x in fp32 for the softmax and SiLU loops, written so that the compiler vectorizes the
  * loops that call it (libm's expf is a call per element): x is clamped to [-87, 88] (results
  * stay normal: e^-87 = 1.6e-38, e^88 = 1.7e38), split as x = n ln2 + r with |r| <= ln2/2

@@ -48,20 +48,8 @@ RD_CPU_CLONES static void gemv_rows(const float *restrict w, const float *restri
         }
         y[n] = s0, y[n + 1] = s1, y[n + 2] = s2, y[n + 3] = s3;
     }
-    for (; n < N; n++) {
-        const float *a = w + (size_t)n * K;
-        float acc[16] = {0};
-        int k = 0;
-        for (; k + 16 <= K; k += 16)
-            for (int l = 0; l < 16; l++)
-                acc[l] += a[k + l] * x[k + l];
-        float s = 0.0f;
-        for (int l = 0; l < 16; l++)
-            s += acc[l];
-        for (; k < K; k++)
-            s += a[k] * x[k];
-        y[n] = s;
-    }
+    for (; n < N; n++)
+        y[n] = rd_cpu_dot16(w + (size_t)n * K, x, K);
 }
 
 void rd_cpu_gemv(const struct cpu_impl *impl, float *y, const float *w, const float *x, int N,
